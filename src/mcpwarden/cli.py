@@ -1,0 +1,118 @@
+"""The `mcpwarden` command line (typer + rich): the only way users and outside tools drive us.
+
+Each command reads the configuration once, reports configuration errors as one clear message on
+stderr with exit code 2, and never prints a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import anyio
+import typer
+from rich.console import Console
+
+import mcpwarden
+from mcpwarden.audit.cli import audit_app
+from mcpwarden.config import Settings, load_settings
+from mcpwarden.errors import MCPWardenError
+
+app = typer.Typer(
+    name="mcpwarden",
+    help="Security gateway and scanner for the Model Context Protocol.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(audit_app, name="audit")
+
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("-c", "--config", help="Configuration file (default: ./mcpwarden.yaml).", show_default=False),
+]
+ExampleOption = Annotated[
+    bool,
+    typer.Option("--example", help="Use the bundled example servers instead of a configuration file."),
+]
+LogLevelOption = Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")]
+
+
+def _settings(config: Path | None, example: bool) -> Settings:
+    if example:
+        from mcpwarden.examples import example_settings
+
+        return example_settings(Path.cwd() / ".mcpwarden")
+    try:
+        settings = load_settings(config)
+    except MCPWardenError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        raise typer.Exit(2) from None
+    if not settings.servers:
+        source = config or "mcpwarden.yaml"
+        err.print(f"[red]error:[/red] {source}: no servers configured (see --example)", highlight=False)
+        raise typer.Exit(2)
+    return settings
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # The SDK logs each request at INFO; at our default level that would drown the useful lines.
+    logging.getLogger("mcp").setLevel(max(logging.WARNING, logging.getLogger().level))
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    example: ExampleOption = False,
+    log_level: LogLevelOption = "info",
+) -> None:
+    """Serve the gateway over Streamable HTTP at http://HOST:PORT/mcp (GET /healthz when ready)."""
+    import uvicorn
+
+    from mcpwarden.transport.http import build_http_app
+
+    _configure_logging(log_level)
+    settings = _settings(config, example)
+    app_ = build_http_app(settings, host)
+    err.print(f"mcpwarden {mcpwarden.__version__}: http://{host}:{port}/mcp, state in {settings.state_dir}")
+    uvicorn.run(app_, host=host, port=port, log_level="warning", lifespan="on")
+
+
+@app.command()
+def stdio(
+    config: ConfigOption = None,
+    example: ExampleOption = False,
+    log_level: LogLevelOption = "warning",
+) -> None:
+    """Serve one MCP client over stdin/stdout (for desktop clients)."""
+    from mcpwarden.transport.stdio import serve_stdio
+
+    _configure_logging(log_level)
+    settings = _settings(config, example)
+    anyio.run(serve_stdio, settings)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(mcpwarden.__version__)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,270 @@
+"""Configuration: one YAML file plus the environment, turned into frozen, validated settings.
+
+This is the first step of the flow: nothing else reads the file. Every option is declared once,
+here, with its type, default and help text. Errors say which file, which key (with its line) and
+what was expected, and never echo a value that came from the environment (it may be a secret).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mcpwarden.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "mcpwarden.yaml"
+SERVER_ID_PATTERN = r"^[a-z0-9_-]+$"
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSpec(_Model):
+    """One upstream server: a stdio child (command/args/env) or Streamable HTTP (url/headers).
+
+    The `type` key lets users paste entries from MCP clients' `mcpServers` JSON unchanged.
+    """
+
+    command: str | None = Field(None, description="Executable of a stdio server; started without a shell.")
+    args: tuple[str, ...] = Field((), description="Arguments passed to the command, one argv entry each.")
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Environment for the child, added to a minimal safe base."
+    )
+    cwd: str | None = Field(None, description="Working directory of a stdio server.")
+    url: str | None = Field(None, description="Streamable HTTP endpoint of an HTTP server.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Headers sent to an HTTP server.")
+    type: Literal["stdio", "http", "streamable-http", "streamableHttp"] | None = Field(
+        None, description="Transport, as MCP client configs spell it; inferred when omitted."
+    )
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> ServerSpec:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("give either 'command' (a stdio server) or 'url' (a Streamable HTTP server)")
+        if self.url is not None:
+            if self.type == "stdio":
+                raise ValueError("type 'stdio' needs 'command', not 'url'")
+            if not re.match(r"^https?://", self.url):
+                raise ValueError("'url' must start with http:// or https://")
+        elif self.type not in (None, "stdio"):
+            raise ValueError(f"type {self.type!r} needs 'url', not 'command'")
+        return self
+
+    @property
+    def is_stdio(self) -> bool:
+        return self.command is not None
+
+
+class OAuthSettings(_Model):
+    issuer: str = Field(description="The authorization server's issuer; tokens' `iss` must equal it.")
+    audience: str = Field(description="The gateway's own resource URI; tokens' `aud` must contain it.")
+    jwks_uri: str | None = Field(None, description="Where the issuer's signing keys are published.")
+    jwks_file: str | None = Field(None, description="A local JWKS file, instead of jwks_uri.")
+    algorithms: tuple[str, ...] = Field(("RS256",), description="Accepted signature algorithms.")
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> OAuthSettings:
+        if (self.jwks_uri is None) == (self.jwks_file is None):
+            raise ValueError("give exactly one of 'jwks_uri' or 'jwks_file'")
+        return self
+
+
+class AuthSettings(_Model):
+    api_keys: bool = Field(True, description="Accept API keys minted with `mcpwarden keys create`.")
+    oauth: OAuthSettings | None = Field(None, description="Accept OAuth 2.1 JWT access tokens.")
+
+
+class PolicyRule(_Model):
+    principal: str = Field("*", description="A principal name or role:NAME; glob.")
+    tool: str = Field("*", description="An exposed tool, prompt or resource name; glob.")
+
+
+class PolicySettings(_Model):
+    allow: tuple[PolicyRule, ...] = Field((), description="Grants; HTTP callers get nothing else.")
+
+
+class Budget(_Model):
+    units: float = Field(gt=0)
+    per: Literal["hour", "day", "month"]
+
+
+class LoopSettings(_Model):
+    repeats: int = Field(gt=1)
+    window: str = Field(pattern=r"^\d+(\.\d+)?(ms|s|m|h)$")
+
+
+class LimitRule(_Model):
+    principal: str = "*"
+    tool: str = "*"
+    rate: str | None = Field(None, pattern=r"^\d+(\.\d+)?/(s|m|h)$")
+    concurrency: int | None = Field(None, gt=0)
+    cost: float | None = Field(None, ge=0)
+    budget: Budget | None = None
+    max_result_kb: int | None = Field(None, gt=0)
+    loop: LoopSettings | None = None
+
+
+class GatewaySettings(_Model):
+    """How the gateway itself behaves; every field is an operator's knob with a safe default."""
+
+    separator: str = Field("__", min_length=1, description="Joins server id and name: notes__search.")
+    request_timeout: float = Field(60.0, gt=0, description="Seconds an upstream may take to answer.")
+    connect_timeout: float = Field(20.0, gt=0, description="Seconds to start or reach an upstream.")
+    max_request_kb: int = Field(4096, gt=0, description="Largest request accepted from a client.")
+    max_result_kb: int = Field(16384, gt=0, description="Largest result passed back from an upstream.")
+    max_in_flight: int = Field(64, gt=0, description="Concurrent requests one client may have open.")
+    restart_backoff_max: float = Field(30.0, gt=0, description="Longest wait between upstream restarts.")
+    allowed_hosts: tuple[str, ...] = Field((), description="Extra Host values accepted (host:port).")
+    allowed_origins: tuple[str, ...] = Field((), description="Extra Origin values accepted.")
+
+    @field_validator("separator")
+    @classmethod
+    def _separator_chars(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", value):
+            raise ValueError("must use only letters, digits, '_', '.' or '-' (MCP tool-name characters)")
+        return value
+
+
+ServerId = Annotated[str, Field(pattern=SERVER_ID_PATTERN)]
+
+
+class Settings(_Model):
+    """The whole validated configuration."""
+
+    servers: dict[ServerId, ServerSpec] = Field(default_factory=dict)
+    state_dir: Path = Field(Path(".mcpwarden"), description="Embedded store and generated secrets.")
+    auth: AuthSettings | None = None
+    policy: PolicySettings | None = None
+    limits: tuple[LimitRule, ...] = ()
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    source: Path | None = Field(None, exclude=True, description="The file these settings came from.")
+
+    @model_validator(mode="after")
+    def _ids_do_not_contain_separator(self) -> Settings:
+        for server_id in self.servers:
+            if self.gateway.separator in server_id:
+                raise ValueError(
+                    f"server id {server_id!r} contains the separator {self.gateway.separator!r}, "
+                    "so exposed names could not be mapped back to it"
+                )
+        return self
+
+
+def load_settings(path: Path | str | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate a configuration file (default: ./mcpwarden.yaml).
+
+    A missing default file yields empty settings, so state-reading commands work anywhere; a missing
+    file that was named explicitly is an error. `state_dir` is resolved against the file's folder.
+    """
+    explicit = path is not None
+    config_path = Path(path) if path is not None else Path(DEFAULT_CONFIG_FILE)
+    if not config_path.exists():
+        if explicit:
+            raise ConfigError(f"{config_path}: no such configuration file")
+        return Settings(state_dir=Path.cwd() / ".mcpwarden")
+    try:
+        text = config_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{config_path}: cannot read: {exc}") from None
+    return parse_settings(text, config_path, os.environ if environ is None else environ)
+
+
+def parse_settings(text: str, source: Path, environ: Mapping[str, str]) -> Settings:
+    try:
+        root_node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{source}:{where}: {problem}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys such as 'servers'")
+    if "mcpServers" in raw:
+        # Users paste whole client configs; their `mcpServers` is our `servers`.
+        if "servers" in raw:
+            raise ConfigError(f"{source}: give 'servers' or 'mcpServers', not both")
+        raw["servers"] = raw.pop("mcpServers")
+    expanded = _expand_env(raw, environ, source, ())
+    try:
+        settings = Settings.model_validate(expanded)
+    except ValidationError as exc:
+        raise ConfigError(_describe_validation_error(exc, source, root_node)) from None
+    state_dir = settings.state_dir if settings.state_dir.is_absolute() else source.parent / settings.state_dir
+    return settings.model_copy(update={"state_dir": state_dir.resolve(), "source": source.resolve()})
+
+
+def _expand_env(value: Any, environ: Mapping[str, str], source: Path, key_path: tuple[str, ...]) -> Any:
+    if isinstance(value, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            raise ConfigError(
+                f"{source}: key '{'.'.join(key_path)}': environment variable {name} is not set"
+            )
+
+        return _ENV_REFERENCE.sub(substitute, value)
+    if isinstance(value, dict):
+        return {k: _expand_env(v, environ, source, (*key_path, str(k))) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, environ, source, (*key_path, str(i))) for i, v in enumerate(value)]
+    return value
+
+
+def _describe_validation_error(exc: ValidationError, source: Path, root: yaml.Node | None) -> str:
+    lines = []
+    for error in exc.errors():
+        location = tuple(part for part in error["loc"] if not _is_validator_tag(part))
+        if location and location[0] == "source":
+            continue
+        key = ".".join(str(part) for part in location) or "(top level)"
+        line = _line_of(root, location)
+        where = f"{source}:{line}" if line is not None else str(source)
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        else:
+            # Never echo the offending value: it may have come from a secret in the environment.
+            message = error["msg"]
+        lines.append(f"{where}: key '{key}': {message}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def _is_validator_tag(part: int | str) -> bool:
+    # pydantic adds tags such as 'function-after[...]' or 'str' for unions; they are not keys.
+    return isinstance(part, str) and ("[" in part or part in {"str", "int", "float", "bool"})
+
+
+def _line_of(node: yaml.Node | None, location: tuple[int | str, ...]) -> int | None:
+    """The 1-based line of the YAML node at `location`, or of its nearest existing parent."""
+    if node is None:
+        return None
+    line = node.start_mark.line + 1
+    for part in location:
+        child: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if str(key_node.value) == str(part) or (part == "servers" and key_node.value == "mcpServers"):
+                    child = value_node
+                    line = key_node.start_mark.line + 1
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            child = node.value[part]
+            line = child.start_mark.line + 1
+        if child is None:
+            return line
+        node = child
+    return line

@@ -1,0 +1,145 @@
+"""Classifier: a hashed character/word n-gram linear model, the learned half of detection.
+
+Why this model: it was chosen by measurement in ``training/evaluate.py`` (see docs/detection.md).
+A linear model over hashed n-grams catches paraphrases and languages the rules do not know, costs
+tens of microseconds per kilobyte with numpy, needs no tokenizer or framework at run time, and its
+weights are one small array shipped in the package (``data/model.npz``). Nothing is downloaded.
+
+Features (shared verbatim with the training pipeline, which imports ``feature_indices``):
+
+* the lower-cased normalised text with whitespace runs collapsed and digits folded to ``0``;
+* character 3-, 4- and 5-grams, hashed with a vectorised polynomial hash into ``2**BITS`` buckets;
+* word unigrams and bigrams (words split at non-letters, so ``content_from_reading_ssh_id_rsa``
+  yields ``reading``, ``ssh``, ``id``, ``rsa``);
+* one bias feature per kind group (metadata, result, argument, message).
+
+Each occurrence contributes ``1/sqrt(n)`` (``n`` = number of n-grams), so the score of a text is
+``sigmoid(b + sum(w[idx]) / sqrt(n))``. Long texts are scored in overlapping windows and the
+maximum is kept, so an injection in the middle of a long tool result is not diluted.
+
+Loading is lazy and guarded by a lock; after that the model is read-only, so scoring is
+thread-safe.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+import zlib
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "BITS",
+    "KIND_GROUPS",
+    "WINDOW",
+    "Model",
+    "feature_indices",
+    "load_model",
+    "prepare",
+]
+
+BITS = 20
+WINDOW = 2048
+STRIDE = 1024
+_MASK_SHIFT = np.uint64(64 - BITS)
+_P = np.uint64(1_000_003)
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+_WORD_RE = re.compile(r"[^\W\d_]+")
+_WS_RE = re.compile(r"\s+")
+_DIGITS = str.maketrans("0123456789", "0000000000")
+
+KIND_GROUPS: dict[str, str] = {
+    "tool_description": "metadata",
+    "server_instructions": "metadata",
+    "tool_result": "result",
+    "argument": "argument",
+    "elicitation": "message",
+    "sampling": "message",
+    "user_prompt": "message",
+}
+
+
+def prepare(lower: str) -> str:
+    """The exact string the features are computed from (collapse whitespace, fold digits)."""
+    return _WS_RE.sub(" ", lower).translate(_DIGITS).strip()
+
+
+def _kind_index(kind: str) -> int:
+    return zlib.crc32(("\x00kind:" + KIND_GROUPS.get(kind, "message")).encode()) >> (32 - BITS)
+
+
+def feature_indices(text: str, kind: str) -> npt.NDArray[np.int64]:
+    """Hashed feature indices (with repeats) for an already prepared text."""
+    padded = " " + text + " "
+    codes = np.frombuffer(padded.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    length = codes.shape[0]
+    parts: list[npt.NDArray[np.uint64]] = []
+    for n in (3, 4, 5):
+        if length < n:
+            continue
+        h = codes[: length - n + 1].copy()
+        for k in range(1, n):
+            h = h * _P + codes[k : length - n + 1 + k]
+        parts.append(((h + np.uint64(n)) * _MIX) >> _MASK_SHIFT)
+    words = _WORD_RE.findall(text)
+    if words:
+        wh = np.fromiter((zlib.crc32(w.encode()) for w in words), dtype=np.uint64, count=len(words))
+        parts.append(((wh + np.uint64(7)) * _MIX) >> _MASK_SHIFT)
+        if len(words) > 1:
+            parts.append(((wh[:-1] * _P + wh[1:] + np.uint64(11)) * _MIX) >> _MASK_SHIFT)
+    parts.append(np.array([_kind_index(kind)], dtype=np.uint64))
+    return np.concatenate(parts).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Model:
+    """Linear weights over hashed features plus the per-kind thresholds chosen in training."""
+
+    weights: npt.NDArray[np.float32]
+    bias: float
+    thresholds: dict[str, float]
+    meta: dict[str, Any]
+
+    def logit(self, prepared: str, kind: str) -> float:
+        idx = feature_indices(prepared, kind)
+        return self.bias + float(self.weights[idx].sum(dtype=np.float64)) / math.sqrt(idx.shape[0])
+
+    def score(self, prepared: str, kind: str) -> float:
+        """Probability-like score in [0, 1] of the prepared text, max over windows if long."""
+        if len(prepared) <= WINDOW:
+            z = self.logit(prepared, kind)
+        else:
+            z = max(
+                self.logit(prepared[i : i + WINDOW], kind)
+                for i in range(0, max(len(prepared) - WINDOW, 0) + STRIDE, STRIDE)
+            )
+        return 1.0 / (1.0 + math.exp(-max(min(z, 40.0), -40.0)))
+
+
+_lock = threading.Lock()
+_model: Model | None = None
+
+
+def load_model() -> Model:
+    """Load the shipped weights once (thread-safe); later calls return the same object."""
+    global _model
+    if _model is not None:
+        return _model
+    with _lock:
+        if _model is None:
+            pkg = resources.files("mcpwarden.detect") / "data"
+            with (pkg / "model.npz").open("rb") as fh, np.load(fh) as npz:
+                weights = npz["weights"].astype(np.float32)
+            meta = json.loads((pkg / "model.json").read_text(encoding="utf-8"))
+            if int(meta["bits"]) != BITS or weights.shape[0] != 1 << BITS:
+                raise RuntimeError("shipped detection model does not match the feature layout")
+            weights.setflags(write=False)
+            _model = Model(weights, float(meta["bias"]), dict(meta["thresholds"]), meta)
+    return _model

@@ -1,0 +1,381 @@
+"""Normaliser: the first stage of detection, and the sanitiser for text shown to clients.
+
+Every detector downstream (rules, secrets, classifier) reads the *normalised view* built here, never
+the raw text, so an attacker cannot dodge a rule by hiding characters the model would still read:
+
+* ANSI/VT escape sequences and other C0/C1 controls are removed (their presence is recorded, since
+  a tool description has no business moving the cursor or concealing text);
+* zero-width, bidi-control and variation-selector characters are removed;
+* Unicode tag characters (U+E0000–U+E007F, "ASCII smuggling") are removed *and decoded*, and the
+  decoded text is scanned as its own view;
+* NFKC folds full-width and compatibility forms; a confusables table folds Cyrillic/Greek
+  look-alikes inside otherwise-Latin words ("fіle" with a Cyrillic i);
+* base64, hex and percent-encoded runs that decode to readable text become extra views.
+
+Each view keeps a map back to the original string so findings report original offsets.
+
+`sanitize` and `make_visible` are the two user-facing renderings: the first is what the gateway
+forwards, the second is what a human approving a call sees.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from urllib.parse import unquote_to_bytes
+
+__all__ = [
+    "NormalizedText",
+    "View",
+    "make_visible",
+    "normalize",
+    "sanitize",
+]
+
+# --- character classes ---------------------------------------------------------------------------
+
+# A whole escape sequence is one unit: stripping only the ESC byte would leave "[8m" visible and,
+# worse, leave an OSC-8 hyperlink target in the text.
+_ANSI_RE = re.compile(
+    r"""
+    (?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]              # CSI: colours, cursor moves, erase
+  | (?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c|$)   # OSC: titles, hyperlinks
+  | (?:\x1b[PX^_]|[\x90\x98\x9e\x9f])[^\x1b\x9c]*(?:\x1b\\|\x9c|$)   # DCS/SOS/PM/APC strings
+  | \x1b[ -/]*[0-~]?                             # other two/three-byte escapes, or a lone ESC
+    """,
+    re.VERBOSE,
+)
+
+_ZERO_WIDTH = "\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff\u180e\u00ad\u034f\u115f\u1160\u3164"
+_BIDI = "\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+# Characters that are removed from every view and from sanitised output. C0 except \t and \n, DEL,
+# C1, zero-width, bidi, tags, variation selectors (both blocks). \r is removed too: a bare CR lets
+# a later line overwrite an earlier one in a terminal.
+_INVISIBLE_CLASS = (
+    "\x00-\x08\x0b-\x1f\x7f-\x9f"
+    + _ZERO_WIDTH
+    + _BIDI
+    + "\ufe00-\ufe0f"
+    + "\U000e0000-\U000e007f"
+    + "\U000e0100-\U000e01ef"
+)
+_STRIP_RE = re.compile("(?:" + _ANSI_RE.pattern + ")|[" + _INVISIBLE_CLASS + "]+", re.VERBOSE)
+# Anything outside printable ASCII (plus \t \n) sends a text down the slow path.
+_NEEDS_WORK_RE = re.compile(r"[^\t\n\x20-\x7e]")
+
+_TAG_RE = re.compile("[\U000e0000-\U000e007f]+")
+_VS_RE = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
+
+_NAMED_CONTROLS = {
+    "\x00": "<NUL>",
+    "\x07": "<BEL>",
+    "\x08": "<BS>",
+    "\x0b": "<VT>",
+    "\x0c": "<FF>",
+    "\r": "<CR>",
+    "\x1b": "<ESC>",
+    "\x7f": "<DEL>",
+}
+# Unusual spaces look like a plain space to a reviewer but are not.
+_ODD_SPACES = "\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+_VISIBLE_RE = re.compile("[" + _INVISIBLE_CLASS + _ODD_SPACES + "]|[ \t]{16,}|\n{6,}")
+
+# Look-alike letters that attackers put into otherwise Latin words (tool names, keywords). Only
+# applied to words that also contain ASCII letters, so Russian or Greek prose is left alone.
+_CONFUSABLES = str.maketrans(
+    {
+        "а": "a", "в": "b", "е": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c",
+        "т": "t", "у": "y", "х": "x", "і": "i", "ї": "i", "ј": "j", "ѕ": "s", "ԁ": "d", "ԛ": "q",
+        "ԝ": "w", "ɡ": "g", "ο": "o", "α": "a", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ρ": "p",
+        "τ": "t", "υ": "u", "χ": "x", "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H",
+        "О": "O", "Р": "P", "С": "C", "Т": "T", "Х": "X", "І": "I", "Ј": "J", "Ѕ": "S", "Α": "A",
+        "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N", "Ο": "O",
+        "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X", "ı": "i", "ℓ": "l",
+    }
+)
+_CONFUSABLE_CHARS = "".join(chr(c) for c in _CONFUSABLES)
+_MIXED_WORD_RE = re.compile(r"\w*[" + re.escape(_CONFUSABLE_CHARS) + r"]\w*")
+_ASCII_LETTER_RE = re.compile(r"[A-Za-z]")
+
+# Encoded runs worth decoding. Lengths are chosen so ordinary identifiers and hashes rarely match
+# and a decoded payload is long enough to carry an instruction.
+_B64_RE = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{20,}={0,2}")
+_HEX_RE = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[ :]?){12,}|(?:\\x[0-9A-Fa-f]{2}){6,}")
+_PCT_RE = re.compile(r"(?:[A-Za-z0-9._~+-]*%[0-9A-Fa-f]{2}){6,}[A-Za-z0-9._~+-]*")
+_WORDISH_RE = re.compile(r"[A-Za-z]{2,}")
+
+
+# --- public renderings ---------------------------------------------------------------------------
+
+
+def sanitize(text: str) -> str:
+    """Return ``text`` without escape sequences, controls (except tab/newline) or invisible chars.
+
+    This is what the gateway forwards to clients: it removes ANSI/VT sequences as whole units, C0
+    and C1 controls, zero-width and bidi controls, Unicode tag characters and variation selectors.
+    Visible characters are never altered, so sanitising clean text is the identity.
+    """
+    if not _NEEDS_WORK_RE.search(text):
+        return text
+    return _STRIP_RE.sub("", text)
+
+
+def _visible_escape(match: re.Match[str]) -> str:
+    s = match.group(0)
+    if len(s) > 1:
+        if s[0] == "\n":
+            return f"<{len(s)} NEWLINES>\n"
+        return f"<{len(s)} SPACES>"
+    named = _NAMED_CONTROLS.get(s)
+    if named is not None:
+        return named
+    return f"<U+{ord(s):04X}>"
+
+
+def make_visible(text: str) -> str:
+    """Render invisible and control characters as visible escapes, for approval prompts.
+
+    ``ESC`` becomes ``<ESC>``, other controls ``<U+XXXX>`` (a few get names: ``<BEL>``, ``<CR>``),
+    zero-width, bidi and unusual spaces ``<U+200B>`` and so on. A run of Unicode tag characters is
+    shown decoded, ``<TAGS:"read .env">``, because that is what the hidden text says. Long runs of
+    spaces or blank lines (used to push a payload out of a confirmation dialog) are summarised as
+    ``<120 SPACES>``. Tabs, single newlines and all visible characters are kept as they are.
+    """
+
+    def tags(match: re.Match[str]) -> str:
+        decoded = "".join(chr(ord(c) - 0xE0000) if 0x20 <= ord(c) - 0xE0000 < 0x7F else "" for c in match.group(0))
+        return f'<TAGS:"{decoded}">'
+
+    text = _TAG_RE.sub(tags, text)
+    return _VISIBLE_RE.sub(_visible_escape, text)
+
+
+# --- the normalised view -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class View:
+    """One string the detectors read, with a map from its offsets to the original text.
+
+    ``anchors`` holds, for each segment, the view offset where it starts; ``origins`` the original
+    offset it came from; ``linear`` whether offsets inside the segment advance one-for-one. A view
+    derived from a decoded payload has a single non-linear segment covering the encoded run, so any
+    hit inside it reports the whole run.
+    """
+
+    text: str
+    lower: str
+    anchors: tuple[int, ...]
+    origins: tuple[int, ...]
+    linear: tuple[bool, ...]
+    origin_end: int
+    source: str = "text"  # "text", "unicode-tags", "base64", "hex", "percent"
+
+    def to_original(self, start: int, end: int) -> tuple[int, int]:
+        """Map a [start, end) range of this view to the smallest covering range of the original."""
+        return self._point(start, False), self._point(end, True)
+
+    def _point(self, pos: int, is_end: bool) -> int:
+        i = bisect.bisect_right(self.anchors, pos) - 1
+        if is_end and i > 0 and self.anchors[i] == pos:
+            i -= 1  # an end offset belongs to the segment it closes
+        i = max(i, 0)
+        seg_end = self.anchors[i + 1] if i + 1 < len(self.anchors) else len(self.text)
+        orig_next = self.origins[i + 1] if i + 1 < len(self.origins) else self.origin_end
+        if self.linear[i]:
+            return min(self.origins[i] + (pos - self.anchors[i]), orig_next)
+        if is_end or (pos >= seg_end and seg_end > self.anchors[i]):
+            return orig_next
+        return self.origins[i]
+
+
+@dataclass(frozen=True)
+class NormalizedText:
+    """The main view of a text plus derived views (decoded payloads) and what was removed."""
+
+    original: str
+    main: View
+    derived: tuple[View, ...] = ()
+    # Evidence about removed characters: (rule id, original start, original end).
+    removed: tuple[tuple[str, int, int], ...] = field(default=())
+
+    @property
+    def views(self) -> tuple[View, ...]:
+        return (self.main, *self.derived)
+
+
+def _identity_view(text: str) -> View:
+    return View(text, text.lower(), (0,), (0,), (True,), len(text))
+
+
+def _classify_removed(chunk: str) -> str:
+    if chunk.startswith(("\x1b", "\x9b", "\x9d", "\x90", "\x98", "\x9e", "\x9f")):
+        return "ansi-escape"
+    c = chunk[0]
+    o = ord(c)
+    if 0xE0000 <= o <= 0xE007F:
+        return "unicode-tag-smuggling"
+    if c in _BIDI:
+        return "bidi-control"
+    if c in _ZERO_WIDTH:
+        return "zero-width-character"
+    if 0xFE00 <= o <= 0xFE0F or 0xE0100 <= o <= 0xE01EF:
+        return "variation-selector"
+    return "control-character"
+
+
+def normalize(text: str) -> NormalizedText:
+    """Build the normalised views of ``text`` (pure; safe to call from any thread)."""
+    if not _NEEDS_WORK_RE.search(text):
+        main = _identity_view(text)
+        return NormalizedText(text, main, _decode_views(main), ())
+
+    parts: list[str] = []
+    anchors: list[int] = []
+    origins: list[int] = []
+    linear: list[bool] = []
+    removed: list[tuple[str, int, int]] = []
+    derived: list[View] = []
+    out_len = 0
+
+    def emit(chunk: str, orig_start: int) -> None:
+        nonlocal out_len
+        if not chunk:
+            return
+        if chunk.isascii() or unicodedata.is_normalized("NFKC", chunk):
+            parts.append(chunk)
+            anchors.append(out_len)
+            origins.append(orig_start)
+            linear.append(True)
+            out_len += len(chunk)
+            return
+        # Per-character NFKC keeps the offset map exact; compositions across characters are rare
+        # in attack text and NFKC of the whole chunk would lose the map.
+        run_start = 0
+        for i, ch in enumerate(chunk):
+            folded = unicodedata.normalize("NFKC", ch)
+            if folded != ch:
+                if i > run_start:
+                    emit_linear(chunk[run_start:i], orig_start + run_start)
+                parts.append(folded)
+                anchors.append(out_len)
+                origins.append(orig_start + i)
+                linear.append(len(folded) == 1)
+                out_len += len(folded)
+                run_start = i + 1
+        if run_start < len(chunk):
+            emit_linear(chunk[run_start:], orig_start + run_start)
+
+    def emit_linear(chunk: str, orig_start: int) -> None:
+        nonlocal out_len
+        parts.append(chunk)
+        anchors.append(out_len)
+        origins.append(orig_start)
+        linear.append(True)
+        out_len += len(chunk)
+
+    pos = 0
+    for m in _STRIP_RE.finditer(text):
+        emit(text[pos : m.start()], pos)
+        chunk = m.group(0)
+        rule = _classify_removed(chunk)
+        if rule == "unicode-tag-smuggling":
+            for tm in _TAG_RE.finditer(chunk):
+                decoded = "".join(
+                    chr(ord(c) - 0xE0000) for c in tm.group(0) if 0x20 <= ord(c) - 0xE0000 < 0x7F
+                )
+                if decoded.strip():
+                    s, e = m.start() + tm.start(), m.start() + tm.end()
+                    derived.append(View(decoded, decoded.lower(), (0,), (s,), (False,), e, "unicode-tags"))
+        removed.append((rule, m.start(), m.end()))
+        if chunk.startswith("\x1b[") and chunk[-1] == "m" or rule in ("zero-width-character", "bidi-control"):
+            pass  # removed without trace in the view: these never separate words
+        elif rule != "unicode-tag-smuggling" and chunk[:1] in ("\x1b", "\x9b") and len(chunk) > 1:
+            # Cursor moves and screen clears separate what was written before from what follows.
+            emit_linear(" ", m.start())
+        pos = m.end()
+    emit(text[pos:], pos)
+
+    joined = "".join(parts)
+    if _MIXED_WORD_RE.search(joined):
+        joined = _MIXED_WORD_RE.sub(_fold_confusables, joined)
+    if not anchors:
+        anchors, origins, linear = [0], [0], [True]
+    main = View(joined, joined.lower(), tuple(anchors), tuple(origins), tuple(linear), len(text))
+    return NormalizedText(text, main, tuple(derived) + _decode_views(main), tuple(removed))
+
+
+def _fold_confusables(match: re.Match[str]) -> str:
+    word = match.group(0)
+    # Only fold words that mix scripts: whole-Cyrillic words are real Russian, not spoofing.
+    if _ASCII_LETTER_RE.search(word):
+        return word.translate(_CONFUSABLES)
+    return word
+
+
+def _readable(data: bytes) -> str | None:
+    try:
+        s = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if len(s) < 8:
+        return None
+    printable = sum(1 for c in s if c.isprintable() or c in "\n\t")
+    if printable < 0.9 * len(s):
+        return None
+    # Readable text has words and spaces; random bytes that happen to decode do not.
+    if len(_WORDISH_RE.findall(s)) < 2 or " " not in s:
+        return None
+    return s
+
+
+def _decode_views(main: View) -> tuple[View, ...]:
+    text = main.text
+    if len(text) < 20:
+        return ()
+    out: list[View] = []
+    if "%" in text:
+        for m in _PCT_RE.finditer(text):
+            decoded = _readable(unquote_to_bytes(m.group(0)))
+            if decoded is not None:
+                out.append(_derived(main, m.start(), m.end(), decoded, "percent"))
+    for m in _HEX_RE.finditer(text):
+        raw = m.group(0).replace("\\x", "").replace(" ", "").replace(":", "")
+        try:
+            decoded = _readable(binascii.unhexlify(raw[: len(raw) // 2 * 2]))
+        except (binascii.Error, ValueError):
+            decoded = None
+        if decoded is not None:
+            out.append(_derived(main, m.start(), m.end(), decoded, "hex"))
+    for m in _B64_RE.finditer(text):
+        run = m.group(0)
+        if run.isalpha() and (run.islower() or run.isupper()):
+            continue  # a long plain word, not base64
+        decoded = _b64(run)
+        if decoded is not None:
+            out.append(_derived(main, m.start(), m.end(), decoded, "base64"))
+    return tuple(out)
+
+
+def _b64(run: str) -> str | None:
+    core = run.rstrip("=")
+    padded = core + "=" * (-len(core) % 4)
+    try:
+        if "-" in core or "_" in core:
+            data = base64.urlsafe_b64decode(padded)
+        else:
+            data = base64.b64decode(padded, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return _readable(data)
+
+
+def _derived(main: View, start: int, end: int, decoded: str, source: str) -> View:
+    o_start, o_end = main.to_original(start, end)
+    # Decoded payloads are normalised too (they may carry their own invisible characters).
+    inner = normalize(decoded).main.text if _NEEDS_WORK_RE.search(decoded) else decoded
+    return View(inner, inner.lower(), (0,), (o_start,), (False,), o_end, source)

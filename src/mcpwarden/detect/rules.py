@@ -1,0 +1,260 @@
+"""Rules: the deterministic, explainable detectors that run on every normalised view.
+
+Each rule has a stable id (it is what `Finding.reasons` and the audit trail carry), a regular
+expression over the lower-cased normalised text, a weight (its contribution to the score) and a
+`strong` flag: a strong rule flags the text on its own, whatever the classifier says, because the
+pattern has no benign reading in MCP traffic (a Unicode-tag payload, ``ignore previous
+instructions``, "do not tell the user").
+
+Rules are written for the *class* of attack, not one string: each pattern accepts the paraphrases
+we could think of (verbs, word order, filler words), and the normaliser has already removed the
+character-level evasions. Weights were set by hand and then checked against the benign corpora
+(Docker MCP registry tools, BFCL functions, benign prompts) in ``training/evaluate.py``: rules that
+fire on real registry tools carry low weights and only add up with other evidence.
+
+Kinds matter: "you must" is normal in a tool description and suspicious in a tool result; a
+credential in an argument is exfiltration, in a result it is a redaction matter.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["RULES", "STRUCTURAL_WEIGHTS", "Rule", "RuleHit", "match_rules"]
+
+# Kinds whose text is metadata the model treats as instructions from the tool author.
+METADATA_KINDS = frozenset({"tool_description", "server_instructions"})
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    pattern: re.Pattern[str]
+    weight: float
+    strong: bool = False
+    # Kinds the rule applies to; empty means all kinds.
+    kinds: frozenset[str] = frozenset()
+    # Substrings, one of which must occur for the rule to be worth running (a cheap pre-filter).
+    needles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RuleHit:
+    rule: str
+    start: int  # offsets into the view the rule ran on
+    end: int
+    weight: float
+    strong: bool
+
+
+def _r(
+    rule_id: str,
+    pattern: str,
+    weight: float,
+    *,
+    strong: bool = False,
+    kinds: frozenset[str] = frozenset(),
+    needles: tuple[str, ...] = (),
+) -> Rule:
+    return Rule(rule_id, re.compile(pattern, re.VERBOSE), weight, strong, kinds, needles)
+
+
+_ANY = frozenset[str]()
+_META = METADATA_KINDS
+_W = r"(?:\s+\S+){0,4}?"  # up to four filler words
+_SENSITIVE_PATH = r"""
+    (?:~|\$home|%userprofile%|/home/\w+|/users/\w+|/root)?/?\.ssh(?:/|\b)
+  | \bid_(?:rsa|dsa|ecdsa|ed25519)\b
+  | (?<![\w.])\.env\b(?!\w*\s*(?:var|variable))
+  | \.aws/(?:credentials|config)
+  | /etc/(?:passwd|shadow|sudoers|hosts)\b
+  | \.(?:cursor|claude|codeium|vscode)/\S*(?:mcp|settings)\S*\.json
+  | claude_desktop_config\.json | mcp\.json\b
+  | \.(?:netrc|npmrc|pypirc|pgpass|git-credentials|bash_history|zsh_history)\b
+  | \.kube/config | \.docker/config\.json | \.gnupg\b | authorized_keys | known_hosts
+  | wallet\.dat | keychain | /proc/self/environ | \.config/gcloud | credentials\.json
+  | private[\s_-]?keys?\b | ssh[\s_-]keys?\b | seed[\s_-]phrase | mnemonic[\s_-]phrase
+"""
+
+RULES: tuple[Rule, ...] = (
+    _r(
+        "hidden-instruction-tag",
+        r"""<\s*/?\s*(?:important|system|instructions?|secret|hidden|admin|critical|priority|sys
+            |assistant[_ -]?(?:only|note)|ai[_ -]?(?:only|note)|note[_ -]to[_ -](?:the[_ -])?(?:ai|assistant|model|llm))
+            (?:\s[^<>]{0,40})?>
+          | \[\s*/?(?:system|important|hidden|admin)(?:\s+(?:note|message|instructions?))?\s*\]
+          | \{\{\s*system\s*\}\}""",
+        0.55,
+        needles=("<", "[", "{{"),
+    ),
+    _r(
+        "fake-role-marker",
+        r"""<\|?(?:im_start|im_end|system|endoftext|start_header_id)\|?>
+          | \[/?inst\] | <<\s*/?sys\s*>>
+          | (?:^|\n)\s*\#{1,4}\s*(?:system|assistant)\b(?:\s+(?:prompt|message|instructions?))?\s*:?\s*(?:\n|$)
+          | (?:^|\n)\s*(?:system|assistant)\s*(?:message|prompt)?\s*:\s
+          | \b(?:begin|end)\s+(?:of\s+)?(?:system|developer)\s+(?:prompt|message|instructions)
+          | \bnew\s+system\s+(?:prompt|message|instructions?)\b""",
+        0.6,
+        strong=True,
+        needles=("<", "[", "system", "assistant", "#"),
+    ),
+    _r(
+        "instruction-override",
+        r"""\b(?:ignore|disregard|forget|override|bypass|skip|drop|abandon|discard)\b""" + _W + r"""
+            \s+(?:all\s+|any\s+|the\s+|your\s+|of\s+)*(?:previous|prior|above|preceding|earlier|original|initial|system|safety|existing|former)\b
+            (?:\s+\S+){0,2}?\s+(?:instructions?|prompts?|rules?|directives?|guidelines?|context|commands?|messages?|policies|constraints)
+          | \b(?:new|updated|real|actual|true)\s+instructions?\s*(?::|follow|are\b)
+          | \byou\s+are\s+now\s+(?:in\s+)?(?:a|an|the|dan|developer|unrestricted|jailbroken|free)\b
+          | \bfrom\s+now\s+on,?\s+(?:you|always|ignore|respond|act)\b
+          | \bin\s+all\s+(?:future|subsequent|following)\s+(?:responses|replies|answers|messages|conversations)""",
+        0.75,
+        strong=True,
+    ),
+    _r(
+        "model-addressed-instruction",
+        r"""\b(?:before|after|when(?:ever)?|prior\s+to)\s+(?:you\s+)?(?:using|calling|invoking|running|executing|use|call|invoke)\s+(?:this|the|any)\s+(?:\w+\s+)?(?:tool|function)\b
+          | \b(?:ai|assistant|model|llm|agent|claude|gpt|chatbot)s?\b,?\s+(?:you\s+)?(?:must|should|need\s+to|have\s+to|are\s+(?:required|instructed)\s+to|shall)\b
+          | \b(?:note|attention|instructions?)\s+(?:to|for)\s+(?:the\s+)?(?:ai|assistant|model|llm|agent)\b
+          | \byou\s+(?:must|should|need\s+to|have\s+to|are\s+required\s+to)\s+(?:first\s+|also\s+|always\s+)?(?:read|open|cat|fetch|load|access|retrieve|collect|gather|send|forward|pass|include|append|attach|upload|post|email|copy|exfiltrate)\b
+          | \b(?:after\s+finishing|once\s+(?:you\s+are\s+)?(?:done|finished)|when\s+(?:you\s+are\s+)?(?:done|finished)),?\s+(?:also|then|please|you\s+(?:must|should))\b""",
+        0.3,
+    ),
+    _r(
+        "concealment",
+        r"""\b(?:do\s+not|don'?t|never|must\s+not|should\s+not|shouldn'?t|avoid|without)\s+(?:ever\s+)?
+            (?:mention(?:ing)?|tell(?:ing)?|reveal(?:ing)?|inform(?:ing)?|notify(?:ing)?|show(?:ing)?|disclos(?:e|ing)|alert(?:ing)?|let(?:ting)?|mak(?:e|ing)|say(?:ing)?|explain(?:ing)?|report(?:ing)?|ask(?:ing)?|display(?:ing)?|log(?:ging)?|acknowledg(?:e|ing)|warn(?:ing)?|confirm(?:ing)?\s+with)
+            (?:\s+\S+){0,6}?\s+(?:the\s+|your\s+)?(?:user|human|operator|person|customer|client|developer|owner)s?\b
+          | \b(?:user|human)s?\s+(?:must|should|will|need|does|do|can)\s*(?:not|n't|never)\s+(?:\w+\s+){0,2}?(?:know|see|notice|find\s+out|be\s+(?:told|informed|aware|notified|shown))
+          | \b(?:keep|remain)\s+(?:this|it|these|the\s+\w+)\s+(?:\w+\s+)?(?:secret|hidden|confidential|private|invisible|between\s+us)
+          | \b(?:silently|secretly|covertly|quietly|discreetly|invisibly|surreptitiously|stealthily)\s+(?:\w+\s+){0,2}?(?:send|read|forward|include|pass|copy|add|upload|post|exfiltrate|change|replace|redirect|bcc|call|append|collect|transmit)
+          | \b(?:this|it)\s+is\s+(?:an?\s+)?(?:implementation\s+detail|internal\s+(?:detail|requirement)).{0,60}?(?:user|mention|tell)
+          | \bwithout\s+(?:the\s+)?(?:user|human)(?:'s)?\s+(?:knowledge|knowing|noticing|consent|awareness|permission)""",
+        0.6,
+        strong=True,
+    ),
+    _r("sensitive-file-reference", _SENSITIVE_PATH, 0.35),
+    _r(
+        "credential-solicitation",
+        r"""\b(?:pass|include|send|provide|attach|append|add|put|insert|enter|paste|supply|share|give|type|forward|read|extract|collect|output|print|reveal|leak|dump)\b
+            (?:\s+\S+){0,6}?\s+(?:the\s+|your\s+|all\s+|any\s+)?
+            (?:api[\s_-]?keys?|passwords?|passphrases?|access[\s_-]?tokens?|auth(?:entication)?[\s_-]?tokens?|secret[\s_-]?keys?|credentials?|private[\s_-]?keys?|ssh[\s_-]?keys?|session[\s_-]?(?:cookies?|tokens?)|cookies|bearer\s+tokens?|env(?:ironment)?\s+variables|secrets|one[\s-]time\s+(?:code|password)|otp|2fa\s+code|mfa\s+code|credit\s+card\s+(?:number|details)|cvv|social\s+security\s+number|ssn|seed\s+phrase|recovery\s+(?:phrase|codes?))\b""",
+        0.4,
+    ),
+    _r(
+        "context-solicitation",
+        r"""\b(?:conversation|chat|message|dialog(?:ue)?|session)[\s_-]?(?:history|log|transcript|so[\s_-]far|context)\b
+          | \b(?:previous|prior|last|earlier|all|recent)\s+(?:\d+\s+)?(?:user\s+)?(?:messages|conversations|chats|prompts|replies)\b
+          | \b(?:full|complete|entire|whole)\s+(?:list\s+of\s+)?(?:\w+\s+)?(?:messages|conversation|chat|context|history|contacts)\b
+          | \b(?:your|the|its)\s+(?:system|initial|original|hidden|internal|developer)[\s_-]?(?:prompt|instructions|message)\b
+          | \bsystem[\s_]prompt\b
+          | \b(?:other|all|available|your)\s+(?:available\s+)?(?:tools|functions)\s+(?:and\s+their\s+)?(?:descriptions|definitions|schemas|list)\b
+          | \bcontext[\s_-]?window\b""",
+        0.3,
+    ),
+    _r(
+        "tool-shadowing",
+        r"""\bside[\s-]effects?\s+(?:on|of|for)\s+(?:the\s+)?(?:also\s+)?(?:present\s+|other\s+|existing\s+)?\S+\s+tool
+          | \b(?:also|other|another|existing)\s+(?:present|available|installed|connected|running)?\s*(?:mcp\s+)?(?:tools?|servers?)\b.{0,40}?\b(?:must|should|will|always|instead)\b
+          | \bwhen\s+(?:the\s+|any\s+)?(?:\(\s*\w+\s*\)\s*)?[\w.-]+\s+(?:tool\s+)?(?:is|gets|are)\s+(?:invoked|called|used|executed|run)\b
+          | \bmcp_\w+\b
+          | \b(?:change|replace|redirect|set|override|modify|switch|rewrite)\s+(?:the\s+)?(?:\w+\s+)?(?:recipients?|destination|to[\s-]address|receiver|target\s+(?:address|account|email|number)|phone\s+number|bcc|cc|email\s+address)\b
+          | \b(?:send|forward|redirect|route|bcc|cc|copy)\s+(?:all\s+|every\s+|any\s+)?(?:the\s+)?(?:e-?mails?|messages?|replies|results?|outputs?|data|files?|payments?|transfers?)\s+(?:also\s+)?(?:to|at)\s+\S+
+          | \binstead\s+of\s+(?:using\s+|calling\s+)?(?:the\s+)?\w+\s+(?:tool|function|server)\b.{0,30}?\b(?:use|call)\b""",
+        0.35,
+    ),
+    _r(
+        "preference-manipulation",
+        r"""\b(?:always|only|exclusively)\s+(?:use|prefer|choose|pick|call|recommend|select)\s+(?:this|our|the\s+\w+)\s+(?:tool|function|server|service)\b
+          | \b(?:this|our)\s+(?:tool|function|server)\s+(?:is|must\s+be|should\s+(?:always\s+)?be)\s+(?:always\s+)?(?:preferred|the\s+(?:best|only|preferred|most\s+\w+)|better\s+than|superior|prioriti[sz]ed)
+          | \b(?:do\s+not|don'?t|never)\s+(?:use|call|trust|recommend)\s+(?:any\s+)?(?:other|competing|alternative|different)\s+(?:tools|functions|servers|services|providers)\b
+          | \bignore\s+(?:all\s+)?(?:other|competing)\s+(?:tools|functions|servers)\b
+          | \b(?:other|competing)\s+(?:tools|servers|services)\s+(?:are|is)\s+(?:deprecated|unsafe|insecure|broken|malicious|unreliable)\b""",
+        0.35,
+    ),
+    _r(
+        "coercion",
+        r"""\botherwise\s+(?:the\s+|this\s+)?(?:tool|it|function|request|system|app|application|operation)\s+(?:will|would|may)\s+(?:not\s+work|fail|crash|break|be\s+blocked|error)
+          | \b(?:or|else)\s+(?:the\s+)?(?:tool|system|data|user|account|everything)\s+will\s+(?:fail|crash|be\s+(?:lost|deleted|locked|banned|corrupted))
+          | \bfailure\s+to\s+(?:comply|do\s+so|follow)\b
+          | \b(?:required|mandatory)\s+(?:for|by)\s+(?:the\s+)?(?:tool|function|system)\s+to\s+work\b
+          | \bthe\s+(?:tool|function)\s+(?:will\s+not|won'?t|cannot|can'?t)\s+work\s+(?:unless|without|if\s+you\s+don'?t)\b
+          | \b(?:critical|urgent|emergency)\s*(?:security\s+)?(?:update|alert|notice|error|warning)?\s*[:!]\s*(?:you|the\s+(?:ai|assistant|model))\s+(?:must|need)""",
+        0.35,
+    ),
+    _r(
+        "exfiltration-channel",
+        r"""!\[[^\]]{0,200}\]\(\s*https?://[^)\s]*[?&#][^)\s]*=
+          | !\[[^\]]{0,200}\]\(\s*https?://[^)\s]*(?:\{|\$|%7b|<)
+          | https?://[^\s)"'>]*(?:\{\{?\w+|\$\{?\w+|<\w+>)
+          | \b(?:webhook\.site|requestbin|pipedream\.net|ngrok(?:-free)?\.(?:io|app)|burpcollaborator|interact\.sh|oastify\.com|canarytokens|hookbin|beeceptor|pastebin\.com|transfer\.sh)\b
+          | \b(?:send|post|upload|forward|transmit|exfiltrate|leak|report|submit|copy)\b(?:\s+\S+){0,8}?\s+(?:to|at|into)\s+(?:https?://|ftp://|the\s+(?:url|endpoint|server|webhook)\s+https?://)
+          | \b(?:encode|embed|append|include|put|hide)\b(?:\s+\S+){0,6}?\s+(?:in|into|as|to)\s+(?:the\s+)?(?:url|query\s*(?:string|parameter)?|image\s+(?:url|link)|link|markdown\s+image)\b""",
+        0.45,
+    ),
+    _r(
+        "dangerous-command",
+        r"""\b(?:curl|wget|fetch|iwr|invoke-webrequest)\b[^\n|;]{0,200}\|\s*(?:sudo\s+)?(?:ba|z|da|k)?sh\b
+          | \b(?:curl|wget)\b[^\n]{0,120}\s(?:-d\s*@|--data(?:-binary)?\s*@|-t\s+|--upload-file\s+|-f\s*\S*=@)
+          | \brm\s+-(?:rf|fr|r\s+-f)\s+(?:/|~|\*|\$home)
+          | \bpowershell(?:\.exe)?\s+(?:-\w+\s+)*-e(?:nc(?:odedcommand)?)?\s
+          | \bnc\s+(?:-\w+\s+)*-e\s | /dev/tcp/ | \bbase64\s+-d\b[^\n]{0,40}\|\s*(?:ba)?sh
+          | \bchmod\s+\+?[0-7]*s\b | \bmkfifo\b | \beval\s*\(\s*(?:atob|base64)""",
+        0.5,
+        strong=True,
+    ),
+    _r(
+        "unsafe-url-scheme",
+        r"""(?:^|[\s("'=<\[])(?:javascript|vbscript|livescript):
+          | \bfile:///
+          | \bdata:text/html
+          | https?://(?:169\.254\.169\.254|metadata\.google\.internal|100\.100\.100\.200|\[fd00:ec2::254\])""",
+        0.4,
+        needles=("script:", "file:", "data:", "169.254", "metadata", "100.100", "fd00"),
+    ),
+    _r(
+        "elicitation-sensitive-request",
+        r"""\b(?:password|passwd|passphrase|api[\s_-]?key|secret(?:[\s_-]key)?|access[\s_-]?token|auth[\s_-]?token|private[\s_-]?key|ssh[\s_-]?key|credentials?|pin\s*(?:code|number)?|one[\s-]time\s+(?:code|password)|otp|2fa|mfa|verification\s+code|security\s+code|cvv|cvc|card\s+number|credit\s+card|bank\s+account|routing\s+number|iban|social\s+security|ssn|seed\s+phrase|recovery\s+(?:phrase|code)|mnemonic)\b""",
+        0.8,
+        strong=True,
+        kinds=frozenset({"elicitation"}),
+    ),
+    _r(
+        "sampling-manipulation",
+        r"""\b(?:also|additionally|secretly|then)\s+(?:\w+\s+){0,3}?(?:call|invoke|run|execute|use)\s+(?:the\s+)?\w+\s+tool\b
+          | \b(?:after|when)\s+(?:finishing|done|you\s+finish|completing)\b.{0,40}?\b(?:also|additionally|then)\b
+          | \byou\s+are\s+(?:a|an|now)\b.{0,60}?\b(?:no|without)\s+(?:restrictions|rules|limits|filters)""",
+        0.4,
+        kinds=frozenset({"sampling"}),
+    ),
+)
+
+# Evidence from the normaliser about characters it removed. Tag characters carry hidden text and
+# bidi controls reorder what a reviewer reads: in metadata either is an attack. ANSI colour codes
+# are common in command output, so in results only the concealing/cursor sequences count.
+STRUCTURAL_WEIGHTS: dict[str, tuple[float, bool]] = {
+    "unicode-tag-smuggling": (0.9, True),
+    "bidi-control": (0.45, False),
+    "zero-width-character": (0.2, False),
+    "variation-selector": (0.05, False),
+    "control-character": (0.2, False),
+    "ansi-escape": (0.15, False),
+    "ansi-concealment": (0.8, True),
+    "whitespace-padding": (0.35, False),
+    "encoded-payload": (0.3, False),
+    "variation-selector-smuggling": (0.8, True),
+}
+
+
+def match_rules(lower: str, kind: str) -> list[RuleHit]:
+    """Run every rule that applies to ``kind`` over a lower-cased view; return all hits."""
+    hits: list[RuleHit] = []
+    for rule in RULES:
+        if rule.kinds and kind not in rule.kinds:
+            continue
+        if rule.needles and not any(n in lower for n in rule.needles):
+            continue
+        for m in rule.pattern.finditer(lower):
+            hits.append(RuleHit(rule.id, m.start(), m.end(), rule.weight, rule.strong))
+    return hits

@@ -1,0 +1,21 @@
+"""Example upstream servers and configuration shipped with the package (`mcpwarden serve --example`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from mcpwarden.config import ServerSpec, Settings
+
+EXAMPLES_DIR = Path(__file__).parent
+
+
+def example_settings(state_dir: Path) -> Settings:
+    """Two small servers, started with this Python, so the example works on a fresh machine."""
+    return Settings(
+        servers={
+            "notes": ServerSpec(command=sys.executable, args=(str(EXAMPLES_DIR / "notes_server.py"),)),
+            "clock": ServerSpec(command=sys.executable, args=(str(EXAMPLES_DIR / "clock_server.py"),)),
+        },
+        state_dir=state_dir,
+    )

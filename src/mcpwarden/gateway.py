@@ -1,0 +1,422 @@
+"""The gateway: one MCP server in front, many supervised upstreams behind, the pipeline between.
+
+The front is the SDK's low-level `Server`, which speaks both protocol eras on both transports; its
+outermost middleware is the Pipeline (guards + audit). The handlers here only aggregate and relay:
+listings are the upstreams' catalogs under exposed names, calls go to the one upstream the router
+chose. They also bridge the eras: a modern upstream's multi round-trip `InputRequiredResult` is
+relayed as-is to a modern client, and turned into real server-to-client requests for a legacy one.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import anyio
+import mcp_types as types
+from mcp.client import Client
+from mcp.server import NotificationOptions, Server, ServerRequestContext
+from mcp.server.models import InitializationOptions
+from mcp.server.session import ServerSession
+from mcp.server.subscriptions import (
+    InMemorySubscriptionBus,
+    ListenHandler,
+    PromptsListChanged,
+    ResourcesListChanged,
+    ResourceUpdated,
+    ToolsListChanged,
+)
+from mcp.shared.exceptions import MCPError
+from mcp.shared.message import ServerMessageMetadata
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from pydantic import TypeAdapter
+
+import mcpwarden
+from mcpwarden import reasons
+from mcpwarden.config import Settings
+from mcpwarden.pipeline import AuditSink, Guard, Pipeline, PrincipalResolver, SessionKeyResolver, current_exchange
+from mcpwarden.router import Router
+from mcpwarden.upstream.connection import ChangeKind, Upstream, UpstreamUnavailable
+
+logger = logging.getLogger(__name__)
+
+MAX_INPUT_ROUNDS = 8  # bridging a legacy client: rounds of upstream questions before giving up
+_SERVER_INFO_META = "io.modelcontextprotocol/serverInfo"
+_ResultT = TypeVar("_ResultT")
+_JSON = TypeAdapter(dict[str, Any])
+
+
+class Gateway:
+    """Everything one running gateway holds: upstreams, router, pipeline and the front Server."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: str,
+        guards: list[Guard],
+        audit: AuditSink,
+        principal_of: PrincipalResolver,
+        session_key_of: SessionKeyResolver,
+    ) -> None:
+        self.settings = settings
+        self.router = Router(settings.gateway.separator, settings.servers)
+        self.upstreams = {
+            server_id: Upstream(server_id, spec, settings.gateway, self._on_upstream_change, self._on_resource_updated)
+            for server_id, spec in settings.servers.items()
+        }
+        self.bus = InMemorySubscriptionBus()
+        self._legacy_sessions: weakref.WeakSet[ServerSession] = weakref.WeakSet()
+        self.pipeline = Pipeline(guards, self.router, audit, transport, principal_of, session_key_of)
+        self.server: Server[Any] = Server(
+            "mcpwarden",
+            version=mcpwarden.__version__,
+            instructions="mcpwarden gateway: tools of server S are named S" + settings.gateway.separator + "<tool>.",
+            get_tool_input_schema=self._input_schema,
+            on_list_tools=self._list_tools,
+            on_call_tool=self._call_tool,
+            on_list_prompts=self._list_prompts,
+            on_get_prompt=self._get_prompt,
+            on_list_resources=self._list_resources,
+            on_list_resource_templates=self._list_resource_templates,
+            on_read_resource=self._read_resource,
+            on_subscribe_resource=self._subscribe_resource,
+            on_unsubscribe_resource=self._unsubscribe_resource,
+            on_subscriptions_listen=ListenHandler(self.bus),
+            on_completion=self._complete,
+        )
+        for method in ("tasks/get", "tasks/result", "tasks/cancel", "tasks/update"):
+            self.server.add_request_handler(method, types.RequestParams, self._forward_task)
+        # The pipeline replaces the SDK's default tracing middleware: it is the one place that sees
+        # every request, and tracing without an exporter would only cost time on the hot path.
+        self.server.middleware = [self.pipeline, self._remember_legacy_session]
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def running(self, ready_timeout: float | None = None) -> AsyncIterator[Gateway]:
+        """Start every upstream's supervisor; wait (bounded) until they have connected once."""
+        async with anyio.create_task_group() as tg:
+            for upstream in self.upstreams.values():
+                tg.start_soon(upstream.run)
+            timeout = self.settings.gateway.connect_timeout if ready_timeout is None else ready_timeout
+            with anyio.move_on_after(timeout):
+                for upstream in self.upstreams.values():
+                    await upstream.wait_ready(timeout)
+            for server_id, upstream in self.upstreams.items():
+                if not upstream.ready:
+                    logger.warning("upstream %s is not ready yet: %s", server_id, upstream.last_error or "starting")
+            try:
+                yield self
+            finally:
+                for upstream in self.upstreams.values():
+                    upstream.stop()
+                tg.cancel_scope.cancel()
+
+    def initialization_options(self) -> InitializationOptions:
+        # Legacy clients learn from these flags that list-changed notifications will come.
+        changes = NotificationOptions(prompts_changed=True, resources_changed=True, tools_changed=True)
+        return self.server.create_initialization_options(changes)
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "upstreams": {
+                server_id: {
+                    "ready": up.ready,
+                    "protocol": up.protocol_version,
+                    "tools": len(up.catalog.tools),
+                    "restarts": up.restarts,
+                    "last_error": up.last_error,
+                }
+                for server_id, up in self.upstreams.items()
+            },
+        }
+
+    # -- notifications to clients --------------------------------------------------------------
+
+    async def _remember_legacy_session(self, ctx: ServerRequestContext[Any, Any], call_next: Any) -> Any:
+        if ctx.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:
+            self._legacy_sessions.add(ctx.session)
+        return await call_next(ctx)
+
+    async def _on_upstream_change(self, server_id: str, kinds: frozenset[ChangeKind]) -> None:
+        events = {"tools": ToolsListChanged(), "prompts": PromptsListChanged(), "resources": ResourcesListChanged()}
+        for kind in sorted(kinds):
+            await self.bus.publish(events[kind])
+        for session in list(self._legacy_sessions):
+            senders = {
+                "tools": session.send_tool_list_changed,
+                "prompts": session.send_prompt_list_changed,
+                "resources": session.send_resource_list_changed,
+            }
+            for kind in sorted(kinds):
+                try:
+                    await senders[kind]()
+                except Exception:  # a client that went away: forget it
+                    self._legacy_sessions.discard(session)
+                    break
+
+    async def _on_resource_updated(self, server_id: str, uri: str) -> None:
+        exposed = self.router.expose_uri(server_id, uri)
+        await self.bus.publish(ResourceUpdated(uri=exposed))
+        for session in list(self._legacy_sessions):
+            try:
+                await session.send_resource_updated(exposed)
+            except Exception:
+                self._legacy_sessions.discard(session)
+
+    # -- listings ------------------------------------------------------------------------------
+
+    def _input_schema(self, exposed: str) -> Mapping[str, Any] | None:
+        # Used by the SDK to validate `Mcp-Param-*` headers without an upstream round trip.
+        split = self.router.split(exposed)
+        if split is None or split[0] not in self.upstreams:
+            return None
+        for tool in self.upstreams[split[0]].catalog.tools:
+            if tool.name == split[1]:
+                return tool.input_schema
+        return None
+
+    async def _list_tools(
+        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        tools = [
+            tool.model_copy(update={"name": self.router.expose(server_id, tool.name)})
+            for server_id, up in self.upstreams.items()
+            for tool in up.catalog.tools
+        ]
+        return types.ListToolsResult(tools=tools)
+
+    async def _list_prompts(
+        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListPromptsResult:
+        prompts = [
+            prompt.model_copy(update={"name": self.router.expose(server_id, prompt.name)})
+            for server_id, up in self.upstreams.items()
+            for prompt in up.catalog.prompts
+        ]
+        return types.ListPromptsResult(prompts=prompts)
+
+    async def _list_resources(
+        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        resources = [
+            resource.model_copy(update={"uri": self.router.expose_uri(server_id, str(resource.uri))})
+            for server_id, up in self.upstreams.items()
+            for resource in up.catalog.resources
+        ]
+        return types.ListResourcesResult(resources=resources)
+
+    async def _list_resource_templates(
+        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        templates = [
+            template.model_copy(
+                update={"uri_template": self.router.expose_uri(server_id, template.uri_template)}
+            )
+            for server_id, up in self.upstreams.items()
+            for template in up.catalog.templates
+        ]
+        return types.ListResourceTemplatesResult(resource_templates=templates)
+
+    # -- calls ---------------------------------------------------------------------------------
+
+    async def _call_tool(
+        self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        exchange = current_exchange()
+        target = _required(exchange.target)
+
+        async def send(
+            responses: types.InputResponses | None, state: str | None
+        ) -> types.CallToolResult | types.InputRequiredResult:
+            client = await self._client_for(exchange.server)
+            return await client.session.call_tool(
+                target,
+                params.arguments,
+                progress_callback=_progress_relay(ctx),
+                input_responses=responses,
+                request_state=state,
+                allow_input_required=True,
+            )
+
+        return await self._relay(ctx, send, params.input_responses, params.request_state)
+
+    async def _get_prompt(
+        self, ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams
+    ) -> types.GetPromptResult | types.InputRequiredResult:
+        exchange = current_exchange()
+        target = _required(exchange.target)
+
+        async def send(
+            responses: types.InputResponses | None, state: str | None
+        ) -> types.GetPromptResult | types.InputRequiredResult:
+            client = await self._client_for(exchange.server)
+            return await client.session.get_prompt(
+                target, params.arguments, input_responses=responses, request_state=state, allow_input_required=True
+            )
+
+        return await self._relay(ctx, send, params.input_responses, params.request_state)
+
+    async def _read_resource(
+        self, ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult | types.InputRequiredResult:
+        exchange = current_exchange()
+        target, exposed = _required(exchange.target), _required(exchange.exposed_name)
+
+        async def send(
+            responses: types.InputResponses | None, state: str | None
+        ) -> types.ReadResourceResult | types.InputRequiredResult:
+            client = await self._client_for(exchange.server)
+            return await client.session.read_resource(
+                target, input_responses=responses, request_state=state, allow_input_required=True
+            )
+
+        result = await self._relay(ctx, send, params.input_responses, params.request_state)
+        if isinstance(result, types.ReadResourceResult):
+            # Contents name the upstream's URI; the client must only ever see exposed ones.
+            for content in result.contents:
+                if str(content.uri) == target:
+                    content.uri = exposed
+                else:
+                    content.uri = self.router.expose_uri(_required(exchange.server), str(content.uri))
+        return result
+
+    async def _subscribe_resource(
+        self, ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams
+    ) -> types.EmptyResult:
+        exchange = current_exchange()
+        client = await self._client_for(exchange.server)
+        if client.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:
+            await self._upstream_call(client.session.subscribe_resource(_required(exchange.target)))
+        return types.EmptyResult()
+
+    async def _unsubscribe_resource(
+        self, ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams
+    ) -> types.EmptyResult:
+        exchange = current_exchange()
+        client = await self._client_for(exchange.server)
+        if client.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:
+            await self._upstream_call(client.session.unsubscribe_resource(_required(exchange.target)))
+        return types.EmptyResult()
+
+    async def _complete(
+        self, ctx: ServerRequestContext[Any, Any], params: types.CompleteRequestParams
+    ) -> types.CompleteResult:
+        exchange = current_exchange()
+        client = await self._client_for(exchange.server)
+        ref: types.PromptReference | types.ResourceTemplateReference
+        if isinstance(params.ref, types.PromptReference):
+            ref = types.PromptReference(type="ref/prompt", name=_required(exchange.target))
+        else:
+            ref = types.ResourceTemplateReference(type="ref/resource", uri=_required(exchange.target))
+        argument = {"name": params.argument.name, "value": params.argument.value}
+        context = params.context.arguments if params.context is not None else None
+        return await self._upstream_call(client.session.complete(ref, argument, context_arguments=context))
+
+    async def _forward_task(self, ctx: ServerRequestContext[Any, Any], params: types.RequestParams) -> dict[str, Any]:
+        """`tasks/*` are relayed with the task id mapped back to the upstream's own."""
+        exchange = current_exchange()
+        client = await self._client_for(exchange.server)
+        body = {k: v for k, v in (ctx.params or {}).items() if k != "_meta"}
+        body["taskId"] = exchange.target
+        request = types.Request[dict[str, Any], str](method=ctx.method, params=body)
+        result = await self._upstream_call(client.session.send_request(request, _JSON))
+        if isinstance(result.get("taskId"), str):
+            result["taskId"] = self.router.expose(_required(exchange.server), result["taskId"])
+        return result
+
+    # -- relaying ------------------------------------------------------------------------------
+
+    async def _client_for(self, server_id: str | None) -> Client:
+        upstream = self.upstreams[_required(server_id)]
+        try:
+            return await upstream.client()
+        except UpstreamUnavailable:
+            raise MCPError(
+                types.INTERNAL_ERROR,
+                f"server {upstream.server_id!r} is not available right now",
+                {"reason": reasons.UPSTREAM_UNAVAILABLE},
+            ) from None
+
+    async def _upstream_call(self, call: Awaitable[_ResultT]) -> _ResultT:
+        try:
+            return await call
+        except MCPError as exc:
+            raise _upstream_error(exc) from None
+
+    async def _relay(
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        send: Callable[[types.InputResponses | None, str | None], Awaitable[_ResultT]],
+        responses: types.InputResponses | None,
+        state: str | None,
+    ) -> _ResultT:
+        result = await self._upstream_call(send(responses, state))
+        if ctx.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:
+            # A legacy client cannot take an InputRequiredResult: ask it the questions ourselves,
+            # as real server-to-client requests, and retry the upstream with the answers.
+            for _ in range(MAX_INPUT_ROUNDS):
+                if not isinstance(result, types.InputRequiredResult):
+                    break
+                answers = await _ask_legacy_client(ctx, result.input_requests or {}, self.settings.gateway.request_timeout)
+                result = await self._upstream_call(send(answers, result.request_state))
+            if isinstance(result, types.InputRequiredResult):
+                raise MCPError(types.INTERNAL_ERROR, "the server kept asking for input", {"reason": reasons.UPSTREAM_FAILED})
+        _strip_upstream_identity(result)
+        return result
+
+
+def _required(value: str | None) -> str:
+    if value is None:  # the router guarantees it for these methods; keep mypy and readers honest
+        raise MCPError(types.INTERNAL_ERROR, "internal routing error", {"reason": reasons.INTERNAL_ERROR})
+    return value
+
+
+def _upstream_error(exc: MCPError) -> MCPError:
+    if exc.code == types.CONNECTION_CLOSED:
+        return MCPError(types.INTERNAL_ERROR, "the server stopped while handling the request", {"reason": reasons.UPSTREAM_FAILED})
+    if exc.code == types.REQUEST_TIMEOUT:
+        return MCPError(types.INTERNAL_ERROR, "the server did not answer in time", {"reason": reasons.UPSTREAM_TIMEOUT})
+    # The upstream's own error: keep its code and message (later guards scan and redact them).
+    data = exc.error.data if isinstance(exc.error.data, dict) else {}
+    return MCPError(exc.code, exc.message, {**data, "reason": reasons.UPSTREAM_ERROR})
+
+
+def _strip_upstream_identity(result: Any) -> None:
+    """The upstream's self-description must not pass as ours; the SDK stamps the gateway's own."""
+    meta = getattr(result, "meta", None)
+    if isinstance(meta, dict) and _SERVER_INFO_META in meta:
+        del meta[_SERVER_INFO_META]
+
+
+def _progress_relay(ctx: ServerRequestContext[Any, Any]) -> Callable[[float, float | None, str | None], Awaitable[None]] | None:
+    if ctx.meta is None or ctx.meta.get("progressToken") is None:
+        return None
+
+    async def relay(progress: float, total: float | None, message: str | None) -> None:
+        await ctx.session.report_progress(progress, total, message)
+
+    return relay
+
+
+async def _ask_legacy_client(
+    ctx: ServerRequestContext[Any, Any], requests: Mapping[str, types.InputRequest], timeout: float
+) -> types.InputResponses:
+    # Sent on the request's own channel, so over HTTP they ride that request's SSE stream.
+    related = ServerMessageMetadata(related_request_id=ctx.request_id)
+    answers: types.InputResponses = {}
+    for key, request in requests.items():
+        result_type: type[types.InputResponse]
+        if isinstance(request, types.ElicitRequest):
+            result_type = types.ElicitResult
+        elif isinstance(request, types.CreateMessageRequest):
+            result_type = types.CreateMessageResult
+        else:
+            result_type = types.ListRootsResult
+        answers[key] = await ctx.session.send_request(request, result_type, timeout, related)
+    return answers

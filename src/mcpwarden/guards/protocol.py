@@ -1,0 +1,45 @@
+"""Protocol validation of what the upstreams offer, before a client sees it.
+
+Names that break the spec's tool-name rule (1-128 of A-Z a-z 0-9 _ . -) are withheld from listings:
+they are how look-alike squatting (`read_fіle` with a Cyrillic i) and invisible characters get into
+a model's context (THREATS C8, C13). A client can then never call them either, since the router
+only accepts names of the same shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import mcp_types as types
+
+from mcpwarden.config import Settings
+from mcpwarden.exchange import ALLOW, Decision, Exchange
+from mcpwarden.pipeline import BaseGuard
+from mcpwarden.router import TOOL_NAME_PATTERN
+
+logger = logging.getLogger(__name__)
+
+
+class ProtocolGuard(BaseGuard):
+    name = "protocol"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ProtocolGuard:
+        return cls()
+
+    async def check_response(self, exchange: Exchange) -> Decision:
+        result = exchange.result
+        if isinstance(result, types.ListToolsResult):
+            result.tools = self._valid(result.tools, exchange)
+        elif isinstance(result, types.ListPromptsResult):
+            result.prompts = self._valid(result.prompts, exchange)
+        return ALLOW
+
+    def _valid(self, items: list[Any], exchange: Exchange) -> list[Any]:
+        kept = [item for item in items if TOOL_NAME_PATTERN.fullmatch(item.name)]
+        if len(kept) != len(items):
+            withheld = [repr(item.name)[:80] for item in items if not TOOL_NAME_PATTERN.fullmatch(item.name)]
+            exchange.metadata.setdefault("audit", {})["withheld_invalid_names"] = withheld
+            logger.warning("withheld %d entries with invalid names: %s", len(withheld), ", ".join(withheld))
+        return kept

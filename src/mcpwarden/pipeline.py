@@ -1,0 +1,257 @@
+"""The pipeline: every client request passes the guards in order, the answer passes them in reverse.
+
+It runs as the SDK server's outermost middleware, so it sees every request of both protocol eras
+and both transports before any handler. For each request it builds one Exchange (parsed and routed
+once), asks each guard for a Decision, lets the handler talk to the upstream, passes the result back
+through the guards in reverse, and in `finally` writes exactly one audit event. A denial becomes a
+JSON-RPC error carrying a stable reason code in `error.data.reason`. A guard that raises denies
+(fail closed) and is logged once, without its traceback. Guards never send messages themselves.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
+
+import mcp_types as types
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.shared.exceptions import MCPError
+from pydantic import BaseModel, ValidationError
+
+from mcpwarden import reasons
+from mcpwarden.audit.events import AuditEvent, digest_arguments
+from mcpwarden.exchange import ALLOW, Decision, Exchange, Verdict, deny
+from mcpwarden.router import Router, RoutingError
+
+logger = logging.getLogger(__name__)
+
+# Methods that are only liveness or local bookkeeping: not worth an audit row each.
+UNAUDITED_METHODS = frozenset({"ping"})
+
+# JSON-RPC error codes for our decisions, beside the SDK's -32000 (closed) and -32001 (timeout); the spec
+# reserves -32020..-32099. Reasons a client can fix by changing the request use standard codes.
+DENIED = -32003
+HELD_FOR_APPROVAL = -32004
+_CODE_BY_REASON = {
+    reasons.INVALID_REQUEST: types.INVALID_REQUEST,
+    reasons.INVALID_NAME: types.INVALID_PARAMS,
+    reasons.UNKNOWN_TOOL: types.INVALID_PARAMS,
+    reasons.UNKNOWN_PROMPT: types.INVALID_PARAMS,
+    reasons.UNKNOWN_RESOURCE: types.INVALID_PARAMS,
+    reasons.REQUEST_TOO_LARGE: types.INVALID_REQUEST,
+    reasons.UPSTREAM_UNAVAILABLE: types.INTERNAL_ERROR,
+    reasons.UPSTREAM_TIMEOUT: types.INTERNAL_ERROR,
+    reasons.UPSTREAM_FAILED: types.INTERNAL_ERROR,
+    reasons.UPSTREAM_INVALID_REPLY: types.INTERNAL_ERROR,
+    reasons.INTERNAL_ERROR: types.INTERNAL_ERROR,
+}
+
+_current_exchange: contextvars.ContextVar[Exchange] = contextvars.ContextVar("mcpwarden_exchange")
+
+
+def current_exchange() -> Exchange:
+    """The exchange of the request being handled; handlers read the route from it."""
+    return _current_exchange.get()
+
+
+class Guard(Protocol):
+    """One security or robustness check. Return a Decision; never raise on purpose."""
+
+    name: str
+
+    async def check_request(self, exchange: Exchange) -> Decision: ...
+
+    async def check_response(self, exchange: Exchange) -> Decision: ...
+
+    def finish(self, exchange: Exchange) -> None:
+        """Always called once the exchange is over, whatever happened (release what you hold)."""
+
+
+class BaseGuard:
+    """Defaults for guards that only look one way."""
+
+    name = "guard"
+
+    async def check_request(self, exchange: Exchange) -> Decision:
+        return ALLOW
+
+    async def check_response(self, exchange: Exchange) -> Decision:
+        return ALLOW
+
+    def finish(self, exchange: Exchange) -> None:
+        return None
+
+
+class AuditSink(Protocol):
+    def append(self, event: AuditEvent) -> Any: ...
+
+
+class DecisionError(MCPError):
+    """A denial or hold on its way to the client as a JSON-RPC error."""
+
+    def __init__(self, decision: Decision, exchange: Exchange) -> None:
+        code = HELD_FOR_APPROVAL if decision.verdict is Verdict.HOLD else _CODE_BY_REASON.get(decision.reason, DENIED)
+        data = {"reason": decision.reason, "correlation_id": exchange.correlation_id, **decision.data}
+        super().__init__(code, decision.detail or decision.reason, data)
+        self.decision = decision
+
+
+PrincipalResolver = Callable[[ServerRequestContext[Any, Any]], str]
+SessionKeyResolver = Callable[[ServerRequestContext[Any, Any], str], str]
+
+
+class Pipeline:
+    """The SDK middleware that runs the guard chain and writes the audit trail."""
+
+    def __init__(
+        self,
+        guards: Sequence[Guard],
+        router: Router,
+        audit: AuditSink,
+        transport: str,
+        principal_of: PrincipalResolver,
+        session_key_of: SessionKeyResolver,
+    ) -> None:
+        self.guards = tuple(guards)
+        self.router = router
+        self.audit = audit
+        self.transport = transport
+        self.principal_of = principal_of
+        self.session_key_of = session_key_of
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if ctx.request_id is None or ctx.method in UNAUDITED_METHODS:
+            return await call_next(ctx)  # notifications (cancel, initialized) and pings
+        params = dict(ctx.params or {})
+        principal = self.principal_of(ctx)
+        exchange = Exchange(
+            method=ctx.method,
+            params=params,
+            principal=principal,
+            transport=self.transport,
+            session_key=self.session_key_of(ctx, principal),
+            protocol_version=ctx.protocol_version,
+            request_bytes=_size_of(params),
+        )
+        decision: Decision = ALLOW
+        deciding_guard: str | None = None
+        outcome = "allow"
+        token = _current_exchange.set(exchange)
+        try:
+            try:
+                route = self.router.route(ctx.method, params)
+            except RoutingError as exc:
+                decision, deciding_guard = deny(exc.reason, exc.detail), "router"
+                raise DecisionError(decision, exchange) from None
+            exchange.server, exchange.target = route.server, route.target
+            exchange.exposed_name, exchange.arguments = route.exposed_name, route.arguments
+
+            for guard in self.guards:
+                decision = await _ask(guard, guard.check_request, exchange)
+                if not decision.allowed:
+                    deciding_guard = guard.name
+                    raise DecisionError(decision, exchange)
+
+            exchange.result = await self._call_handler(ctx, call_next, exchange)
+            exchange.response_bytes = _size_of(exchange.result)
+
+            for guard in reversed(self.guards):
+                decision = await _ask(guard, guard.check_response, exchange)
+                if not decision.allowed:
+                    deciding_guard = guard.name
+                    raise DecisionError(decision, exchange)
+            return exchange.result  # type: ignore[no-any-return]
+        except DecisionError as exc:
+            outcome = exc.decision.verdict.value
+            decision = exc.decision
+            raise
+        except MCPError as exc:
+            outcome = "error"
+            data = exc.error.data if isinstance(exc.error.data, dict) else {}
+            decision = deny(str(data.get("reason", reasons.UPSTREAM_ERROR)), exc.message[:200])
+            raise
+        finally:
+            for guard in self.guards:
+                try:
+                    guard.finish(exchange)
+                except Exception as exc:  # a broken guard must not lose the audit event
+                    logger.error("guard %s failed to finish: %s", guard.name, _one_line(exc))
+            self._write_audit(exchange, decision, deciding_guard, outcome)
+            _current_exchange.reset(token)
+
+    async def _call_handler(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext, exchange: Exchange
+    ) -> HandlerResult:
+        try:
+            return await call_next(ctx)
+        except MCPError as exc:
+            if isinstance(exc, DecisionError):
+                raise
+            data = exc.error.data if isinstance(exc.error.data, dict) else {}
+            data = {**data, "correlation_id": exchange.correlation_id}
+            raise MCPError(exc.code, exc.message, data) from None
+        except ValidationError as exc:
+            # Say where the params are wrong, never echo their values (they may hold secrets).
+            where = ", ".join(".".join(str(p) for p in err["loc"]) or "params" for err in exc.errors()[:5])
+            raise MCPError(
+                types.INVALID_PARAMS,
+                f"invalid params: {where}",
+                {"reason": reasons.INVALID_REQUEST, "correlation_id": exchange.correlation_id},
+            ) from None
+        except Exception as exc:
+            logger.error(
+                "handler for %s failed [%s]: %s", exchange.method, exchange.correlation_id, _one_line(exc)
+            )
+            raise DecisionError(deny(reasons.INTERNAL_ERROR, "internal error"), exchange) from None
+
+    def _write_audit(self, exchange: Exchange, decision: Decision, guard: str | None, outcome: str) -> None:
+        event = AuditEvent(
+            time=exchange.started,
+            correlation_id=exchange.correlation_id,
+            principal=exchange.principal,
+            transport=exchange.transport,
+            method=exchange.method,
+            server=exchange.server,
+            target=exchange.target,
+            argument_digest=digest_arguments(exchange.arguments),
+            decision=outcome,
+            reason=decision.reason,
+            detail=decision.detail,
+            latency_ms=(time.perf_counter() - exchange.started_monotonic) * 1000,
+            request_bytes=exchange.request_bytes,
+            response_bytes=exchange.response_bytes,
+            guard=guard,
+            extra=exchange.metadata.get("audit", {}),
+        )
+        try:
+            self.audit.append(event)
+        except Exception as exc:
+            # The exchange already happened; losing its record is logged loudly, never silently.
+            logger.error("audit write failed [%s]: %s", exchange.correlation_id, _one_line(exc))
+
+
+async def _ask(guard: Guard, check: Callable[[Exchange], Awaitable[Decision]], exchange: Exchange) -> Decision:
+    try:
+        return await check(exchange)
+    except Exception as exc:  # fail closed: a guard that crashes denies
+        logger.error("guard %s failed [%s]: %s", guard.name, exchange.correlation_id, _one_line(exc))
+        return deny(reasons.GUARD_FAILED, f"the {guard.name} check failed; the request was refused")
+
+
+def _size_of(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, BaseModel):
+        return len(value.model_dump_json(by_alias=True, exclude_none=True))
+    try:
+        return len(json.dumps(value, separators=(",", ":"), default=str))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc)[:300]}"

@@ -1,0 +1,53 @@
+"""The scanner's one door to the detection engine (mcpwarden.detect), shared with the gateway.
+
+Every check that judges text goes through here, so the scanner and the gateway reach the same
+verdict on the same string, and the scanner depends on a small surface it can name: text and
+tool-definition scoring, secret finding, and the renderings that make hidden characters visible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from mcpwarden.detect import find_secrets, sanitize, scan, scan_tool
+from mcpwarden.detect.normalize import make_visible
+from mcpwarden.detect.secrets import CREDENTIAL_KINDS
+
+__all__ = ["Detection", "TextKind", "credential_kinds", "detect_text", "detect_tool", "has_hidden", "visible"]
+
+TextKind = Literal["tool_description", "tool_result", "argument", "server_instructions", "elicitation", "sampling"]
+
+
+@dataclass(frozen=True)
+class Detection:
+    score: float
+    flagged: bool
+    reasons: tuple[str, ...]
+
+
+def detect_text(text: str, kind: TextKind) -> Detection:
+    finding = scan(text, kind)
+    return Detection(float(finding.score), bool(finding.flagged), tuple(finding.reasons))
+
+
+def detect_tool(tool: Mapping[str, Any]) -> Detection:
+    """Score a whole tool definition: name, description, every schema key and string (C10)."""
+    finding = scan_tool(tool)
+    return Detection(float(finding.score), bool(finding.flagged), tuple(finding.reasons))
+
+
+def credential_kinds(text: str) -> list[str]:
+    """Kinds of credentials (not personal data) found in `text`, e.g. ['github-token']."""
+    return [match.kind for match in find_secrets(text) if match.kind in CREDENTIAL_KINDS]
+
+
+def has_hidden(text: str) -> bool:
+    """True when the text carries escape sequences, controls or invisible characters (C7, C8)."""
+    return sanitize(text) != text
+
+
+def visible(text: str) -> str:
+    """The text with hidden characters shown as escapes (`<ESC>`, `<U+200B>`, decoded tag runs)."""
+    return make_visible(text)

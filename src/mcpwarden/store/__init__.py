@@ -1,0 +1,1 @@
+"""Embedded and shared state: SQLite by default (keys, pins, approvals, usage, audit)."""

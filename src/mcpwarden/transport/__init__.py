@@ -1,0 +1,1 @@
+"""Front ends: how clients reach the gateway (stdio for desktop clients, Streamable HTTP)."""

@@ -1,0 +1,326 @@
+"""One upstream server: its connection, its supervisor (restart with backoff) and its catalog.
+
+The gateway holds one `Upstream` per configured server. A supervisor task keeps a connection open
+(a stdio child, or a Streamable HTTP client of either protocol era), lists the server's tools,
+prompts, resources and templates into a `Catalog`, and reconnects with exponential backoff when the
+child dies. Requests borrow the live `mcp.Client`; when the child dies mid-call the SDK wakes every
+waiter with a connection-closed error at once, so nothing waits for a timeout (THREATS E14).
+Change notifications from the upstream (legacy push or modern `subscriptions/listen`) are coalesced
+into at most one re-list per `RELIST_INTERVAL` (E11) and reported to the gateway.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import anyio
+import mcp_types as types
+from mcp import Client
+from mcp.client.session import ClientRequestContext
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+import mcpwarden
+from mcpwarden.config import GatewaySettings, ServerSpec
+from mcpwarden.errors import UpstreamError
+from mcpwarden.upstream.stdio import StdioChild, stdio_transport
+
+logger = logging.getLogger(__name__)
+
+ChangeKind = Literal["tools", "prompts", "resources"]
+ALL_KINDS: frozenset[ChangeKind] = frozenset({"tools", "prompts", "resources"})
+RELIST_INTERVAL = 1.0  # seconds: a flood of list_changed costs at most one re-list per interval
+MAX_CATALOG_ITEMS = 10_000  # per list, per server: a server announcing 100k tools is cut here
+MAX_LIST_PAGES = 100
+_BACKOFF_START = 0.25
+
+ChangeCallback = Callable[[str, frozenset[ChangeKind]], Awaitable[None]]
+ResourceUpdateCallback = Callable[[str, str], Awaitable[None]]
+
+
+class UpstreamUnavailable(UpstreamError):
+    """The server is not connected (starting, crashed and restarting, or unreachable)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """What a server offered at its last listing, in the server's own names."""
+
+    tools: tuple[types.Tool, ...] = ()
+    prompts: tuple[types.Prompt, ...] = ()
+    resources: tuple[types.Resource, ...] = ()
+    templates: tuple[types.ResourceTemplate, ...] = ()
+    instructions: str | None = None
+    listed_at: float = 0.0
+
+
+class Upstream:
+    """A supervised connection to one configured server."""
+
+    def __init__(
+        self,
+        server_id: str,
+        spec: ServerSpec,
+        settings: GatewaySettings,
+        on_change: ChangeCallback,
+        on_resource_updated: ResourceUpdateCallback,
+    ) -> None:
+        self.server_id = server_id
+        self.spec = spec
+        self.settings = settings
+        self.catalog = Catalog()
+        self.restarts = 0
+        self.last_error: str | None = None
+        self.child: StdioChild | None = None
+        self._on_change = on_change
+        self._on_resource_updated = on_resource_updated
+        self._client: Client | None = None
+        self._connected = anyio.Event()
+        self._relist_wanted: set[ChangeKind] = set()
+        self._relist_signal = anyio.Event()
+        self._stopping = False
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self._client is not None
+
+    @property
+    def protocol_version(self) -> str | None:
+        return self._client.protocol_version if self._client is not None else None
+
+    async def client(self) -> Client:
+        """The live client, waiting up to the connect timeout for a (re)start to finish."""
+        if self._client is not None:
+            return self._client
+        with anyio.move_on_after(self.settings.connect_timeout):
+            while self._client is None:
+                await self._connected.wait()
+        if self._client is None:
+            raise UpstreamUnavailable(f"server {self.server_id!r} is not available")
+        return self._client
+
+    async def wait_ready(self, timeout: float) -> bool:
+        with anyio.move_on_after(timeout):
+            while self._client is None:
+                await self._connected.wait()
+        return self._client is not None
+
+    # -- supervision ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Keep the server connected until cancelled; restart with exponential backoff."""
+        backoff = _BACKOFF_START
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._relist_loop)
+            while not self._stopping:
+                started = time.monotonic()
+                try:
+                    await self._serve_one_connection()
+                except Exception as exc:  # any failure of one connection: log, back off, retry
+                    self.last_error = _describe(exc)
+                    logger.warning("upstream %s failed: %s", self.server_id, self.last_error)
+                finally:
+                    self._client = None
+                    self._connected = anyio.Event()
+                if self._stopping:
+                    break
+                if time.monotonic() - started > 30:
+                    backoff = _BACKOFF_START  # it ran well for a while: a fresh crash starts fast
+                self.restarts += 1
+                logger.info("restarting upstream %s in %.2fs", self.server_id, backoff)
+                await anyio.sleep(backoff)
+                backoff = min(backoff * 2, self.settings.restart_backoff_max)
+            tg.cancel_scope.cancel()
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def _transport(self) -> AbstractAsyncContextManager[Any]:
+        spec = self.spec
+        if spec.command is not None:
+            self.child = StdioChild(argv=(spec.command, *spec.args))
+            return stdio_transport(
+                spec.command,
+                spec.args,
+                spec.env,
+                spec.cwd,
+                max_line_bytes=self.settings.max_result_kb * 1024 * 2,
+                child=self.child,
+                server_id=self.server_id,
+            )
+        assert spec.url is not None
+        http = create_mcp_http_client(headers=dict(spec.headers))
+        return streamable_http_client(spec.url, http_client=http)
+
+    async def _serve_one_connection(self) -> None:
+        client = Client(
+            self._transport(),
+            mode="auto",
+            read_timeout_seconds=self.settings.request_timeout,
+            message_handler=self._on_message,
+            elicitation_callback=_refuse_elicitation,
+            sampling_callback=_refuse_sampling,
+            list_roots_callback=_no_roots,
+            client_info=types.Implementation(name="mcpwarden", version=mcpwarden.__version__),
+            cache=None,
+        )
+        # The handshake is bounded by the client's read timeout; a cancel scope around entering
+        # the client cannot be used, since the client's own task groups outlive that scope.
+        async with client:
+            try:
+                await self._replace_catalog(await self._list_catalog(client, ALL_KINDS, client.instructions))
+                self._client = client
+                self.last_error = None
+                self._connected.set()
+                logger.info(
+                    "upstream %s connected (%s, %d tools)", self.server_id, client.protocol_version,
+                    len(self.catalog.tools),
+                )
+                async with anyio.create_task_group() as tg:
+                    if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                        tg.start_soon(self._listen, client)
+                    if self.child is not None:
+                        await self.child.exited.wait()
+                        raise UpstreamError(f"server process exited (pid {self.child.pid})")
+                    await anyio.sleep_forever()
+            finally:
+                self._client = None
+
+    # -- catalog -------------------------------------------------------------------------------
+
+    def request_relist(self, kinds: frozenset[ChangeKind]) -> None:
+        self._relist_wanted |= kinds
+        self._relist_signal.set()
+
+    async def _relist_loop(self) -> None:
+        while True:
+            await self._relist_signal.wait()
+            self._relist_signal = anyio.Event()
+            kinds, self._relist_wanted = frozenset(self._relist_wanted), set()
+            client = self._client
+            if client is not None and kinds:
+                try:
+                    await self._replace_catalog(await self._list_catalog(client, kinds, client.instructions))
+                except Exception as exc:
+                    logger.warning("re-listing upstream %s failed: %s", self.server_id, _describe(exc))
+            await anyio.sleep(RELIST_INTERVAL)
+
+    async def _replace_catalog(self, new: Catalog) -> None:
+        """Install a fresh listing and tell the gateway which kinds really changed."""
+        old, self.catalog = self.catalog, new
+        changed: set[ChangeKind] = set()
+        if new.tools != old.tools or new.instructions != old.instructions:
+            changed.add("tools")
+        if new.prompts != old.prompts:
+            changed.add("prompts")
+        if new.resources != old.resources or new.templates != old.templates:
+            changed.add("resources")
+        if changed:
+            await self._on_change(self.server_id, frozenset(changed))
+
+    async def _list_catalog(self, client: Client, kinds: frozenset[ChangeKind], instructions: str | None) -> Catalog:
+        previous = self.catalog
+        tools, prompts = previous.tools, previous.prompts
+        resources, templates = previous.resources, previous.templates
+        caps = client.server_capabilities
+        with anyio.fail_after(self.settings.request_timeout):
+            if "tools" in kinds:
+                tools = await self._paginate(client.list_tools, "tools") if caps.tools else ()
+            if "prompts" in kinds:
+                prompts = await self._paginate(client.list_prompts, "prompts") if caps.prompts else ()
+            if "resources" in kinds and caps.resources:
+                resources = await self._paginate(client.list_resources, "resources")
+                templates = await self._paginate(client.list_resource_templates, "resource_templates")
+            elif "resources" in kinds:
+                resources, templates = (), ()
+        return Catalog(tools, prompts, resources, templates, instructions, time.time())
+
+    async def _paginate(self, list_page: Callable[..., Awaitable[Any]], field: str) -> tuple[Any, ...]:
+        items: list[Any] = []
+        cursor: str | None = None
+        for _ in range(MAX_LIST_PAGES):
+            page = await list_page(cursor=cursor)
+            items.extend(getattr(page, field))
+            cursor = page.next_cursor
+            if not cursor or len(items) >= MAX_CATALOG_ITEMS:
+                break
+        if len(items) > MAX_CATALOG_ITEMS:
+            logger.warning(
+                "upstream %s listed %d %s; keeping the first %d", self.server_id, len(items), field,
+                MAX_CATALOG_ITEMS,
+            )
+        return tuple(items[:MAX_CATALOG_ITEMS])
+
+    # -- notifications -------------------------------------------------------------------------
+
+    async def _on_message(self, message: types.ServerNotification | Exception) -> None:
+        if isinstance(message, Exception):
+            logger.warning("upstream %s sent an unusable message: %s", self.server_id, _describe(message))
+            return
+        if isinstance(message, types.ToolListChangedNotification):
+            self.request_relist(frozenset({"tools"}))
+        elif isinstance(message, types.PromptListChangedNotification):
+            self.request_relist(frozenset({"prompts"}))
+        elif isinstance(message, types.ResourceListChangedNotification):
+            self.request_relist(frozenset({"resources"}))
+        elif isinstance(message, types.ResourceUpdatedNotification):
+            await self._on_resource_updated(self.server_id, str(message.params.uri))
+
+    async def _listen(self, client: Client) -> None:
+        """Modern upstreams deliver changes on a `subscriptions/listen` stream."""
+        from mcp.shared.subscriptions import PromptsListChanged, ResourcesListChanged, ResourceUpdated, ToolsListChanged
+
+        try:
+            async with client.listen(
+                tools_list_changed=True, prompts_list_changed=True, resources_list_changed=True
+            ) as subscription:
+                async for event in subscription:
+                    if isinstance(event, ToolsListChanged):
+                        self.request_relist(frozenset({"tools"}))
+                    elif isinstance(event, PromptsListChanged):
+                        self.request_relist(frozenset({"prompts"}))
+                    elif isinstance(event, ResourcesListChanged):
+                        self.request_relist(frozenset({"resources"}))
+                    elif isinstance(event, ResourceUpdated):
+                        await self._on_resource_updated(self.server_id, event.uri)
+        except (MCPError, TimeoutError) as exc:
+            # A server without subscriptions still works; it just cannot tell us about changes.
+            logger.info("upstream %s offers no change subscription: %s", self.server_id, _describe(exc))
+        except Exception as exc:
+            logger.info("upstream %s change subscription ended: %s", self.server_id, _describe(exc))
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-line description for logs: the type and message, never a traceback."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(e) for e in exc.exceptions)
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text[:300]}"
+
+
+# Server-to-client requests on the shared connection cannot be tied to the client request that
+# caused them, so the gateway refuses them instead of guessing whom to ask. Modern servers use
+# multi round-trip results instead, which the gateway relays with the call they belong to.
+async def _refuse_elicitation(
+    context: ClientRequestContext, params: types.ElicitRequestParams
+) -> types.ElicitResult | types.ErrorData:
+    return types.ErrorData(code=types.METHOD_NOT_FOUND, message="elicitation is not available through the gateway")
+
+
+async def _refuse_sampling(
+    context: ClientRequestContext, params: types.CreateMessageRequestParams
+) -> types.CreateMessageResult | types.CreateMessageResultWithTools | types.ErrorData:
+    return types.ErrorData(code=types.METHOD_NOT_FOUND, message="sampling is not available through the gateway")
+
+
+async def _no_roots(context: ClientRequestContext) -> types.ListRootsResult | types.ErrorData:
+    return types.ListRootsResult(roots=[])

@@ -1,0 +1,173 @@
+"""The stdio upstream transport: one child process, newline-delimited JSON-RPC on its stdin/stdout.
+
+We own this transport instead of using the SDK's `stdio_client` because the gateway needs three
+things it does not give: a cap on the length of one line (a 1 GB line must not exhaust memory,
+THREATS E18), the child's stderr in our log instead of our own stderr (which is the protocol channel
+when the gateway itself runs on stdio), and an event that fires the moment the child exits, so
+in-flight requests fail at once (E14). The child is started from an argv list, never a shell, in
+its own process group with a minimal environment: the gateway's own secrets never reach it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+
+import anyio
+import anyio.abc
+import mcp_types as types
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from mcp.shared.message import SessionMessage
+
+logger = logging.getLogger(__name__)
+
+# Inherited from the gateway's environment; everything else comes from the server's `env` config.
+SAFE_ENV_VARS = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER", "LOGNAME", "TERM")
+STDERR_LINE_LIMIT = 4096
+_TERMINATE_GRACE = 2.0
+
+
+def child_environment(configured: Mapping[str, str]) -> dict[str, str]:
+    """A minimal base from our environment plus exactly what the configuration gives."""
+    base = {name: os.environ[name] for name in SAFE_ENV_VARS if name in os.environ}
+    return base | dict(configured)
+
+
+class LineTooLong(ValueError):
+    """An upstream wrote a line longer than the configured cap; the connection is dropped."""
+
+
+@dataclass
+class StdioChild:
+    """What the connection manager needs to know about a running child."""
+
+    argv: tuple[str, ...]
+    process: anyio.abc.Process | None = None
+    exited: anyio.Event = field(default_factory=anyio.Event)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+
+@asynccontextmanager
+async def stdio_transport(
+    command: str,
+    args: Sequence[str],
+    env: Mapping[str, str],
+    cwd: str | None,
+    max_line_bytes: int,
+    child: StdioChild,
+    server_id: str,
+) -> AsyncIterator[tuple[MemoryObjectReceiveStream[SessionMessage | Exception], MemoryObjectSendStream[SessionMessage]]]:
+    """Start the child and yield (read, write) streams the SDK's ClientSession accepts."""
+    process = await anyio.open_process(
+        [command, *args],
+        env=child_environment(env),
+        cwd=cwd,
+        start_new_session=True,  # our own process group, so a kill reaches grandchildren too
+    )
+    child.process = process
+    read_send, read_recv = anyio.create_memory_object_stream[SessionMessage | Exception](16)
+    write_send, write_recv = anyio.create_memory_object_stream[SessionMessage](16)
+
+    async def read_stdout() -> None:
+        assert process.stdout is not None
+        buffer = bytearray()
+        try:
+            async with read_send:
+                async for chunk in process.stdout:
+                    buffer.extend(chunk)
+                    while (newline := buffer.find(b"\n")) >= 0:
+                        line = bytes(buffer[:newline])
+                        del buffer[: newline + 1]
+                        if line.strip():
+                            await read_send.send(_parse_line(line, server_id))
+                    if len(buffer) > max_line_bytes:
+                        logger.error(
+                            "upstream %s wrote a line over %d bytes; dropping the connection",
+                            server_id,
+                            max_line_bytes,
+                        )
+                        await read_send.send(LineTooLong(f"line over {max_line_bytes} bytes"))
+                        return
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream, OSError):
+            pass
+        finally:
+            child.exited.set()
+
+    async def read_stderr() -> None:
+        assert process.stderr is not None
+        pending = b""
+        with suppress(anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream, OSError):
+            async for chunk in process.stderr:
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    _log_stderr(server_id, line)
+                if len(pending) > STDERR_LINE_LIMIT:
+                    _log_stderr(server_id, pending)
+                    pending = b""
+        if pending:
+            _log_stderr(server_id, pending)
+
+    async def write_stdin() -> None:
+        assert process.stdin is not None
+        with suppress(anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+            async with write_recv:
+                async for message in write_recv:
+                    data = message.message.model_dump_json(by_alias=True, exclude_unset=True)
+                    await process.stdin.send(data.encode() + b"\n")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(read_stdout)
+        tg.start_soon(read_stderr)
+        tg.start_soon(write_stdin)
+        try:
+            yield read_recv, write_send
+        finally:
+            with anyio.CancelScope(shield=True):
+                await _stop(process, server_id)
+                for stream in (read_recv, write_send, read_send, write_recv):
+                    await stream.aclose()
+            tg.cancel_scope.cancel()
+
+
+def _parse_line(line: bytes, server_id: str) -> SessionMessage | Exception:
+    try:
+        return SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
+    except ValueError as exc:
+        # The content may be anything the child printed; log its size, not its text.
+        logger.warning("upstream %s wrote a line that is not a JSON-RPC message (%d bytes)", server_id, len(line))
+        return exc
+
+
+def _log_stderr(server_id: str, line: bytes) -> None:
+    text = line[:STDERR_LINE_LIMIT].decode("utf-8", "replace").rstrip()
+    if text:
+        logger.info("upstream %s stderr: %s", server_id, text)
+
+
+async def _stop(process: anyio.abc.Process, server_id: str) -> None:
+    """Close stdin, give the child a grace period, then signal its whole process group."""
+    if process.stdin is not None:
+        with suppress(Exception):
+            await process.stdin.aclose()
+    with anyio.move_on_after(_TERMINATE_GRACE):
+        await process.wait()
+        return
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with suppress(ProcessLookupError, PermissionError):
+            if sys.platform != "win32":
+                os.killpg(process.pid, sig)
+            else:  # pragma: no cover
+                process.kill()
+        with anyio.move_on_after(_TERMINATE_GRACE):
+            await process.wait()
+            return
+    logger.warning("upstream %s (pid %d) did not exit after SIGKILL", server_id, process.pid)
