@@ -176,10 +176,8 @@ class Gateway:
         split = self.router.split(exposed)
         if split is None or split[0] not in self.upstreams:
             return None
-        for tool in self.upstreams[split[0]].catalog.tools:
-            if tool.name == split[1]:
-                return tool.input_schema
-        return None
+        tool = self.upstreams[split[0]].catalog.tool(split[1])
+        return tool.input_schema if tool is not None else None
 
     async def _list_tools(
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
@@ -230,6 +228,12 @@ class Gateway:
     ) -> types.CallToolResult | types.InputRequiredResult:
         exchange = current_exchange()
         target = _required(exchange.target)
+        upstream = self.upstreams[_required(exchange.server)]
+        if upstream.catalog.tool(target) is None:
+            # Only what the server listed (and the guards saw) may be called.
+            raise MCPError(
+                types.INVALID_PARAMS, f"no server exposes {params.name!r}", {"reason": reasons.UNKNOWN_TOOL}
+            )
 
         async def send(
             responses: types.InputResponses | None, state: str | None

@@ -504,10 +504,8 @@ def _package_specs(runner: str, args: list[str]) -> list[str]:
 
 
 def _npm_spec_pinned(spec: str) -> bool:
-    if (
-        re.match(r"^(github:|git\+|git:|https?://|[\w.-]+/[\w.-]+#)", spec)
-        or (spec.count("/") == 1
-        and "#" in spec)
+    if re.match(r"^(github:|git\+|git:|https?://|[\w.-]+/[\w.-]+#)", spec) or (
+        spec.count("/") == 1 and "#" in spec
     ):
         ref = spec.rsplit("#", 1)[1] if "#" in spec else ""
         return bool(_GIT_SHA.match(ref))

@@ -73,11 +73,13 @@ def tail_command(
             since = records[-1].seq if records else 0
             try:
                 for batch in follow_records(log, since, FOLLOW_POLL_SECONDS):
-                    _print_records(batch, output)
+                    _print_records(batch, output, header=False)
             except KeyboardInterrupt:
                 pass
     except sqlite3.DatabaseError as exc:
         _fail(f"cannot read {log.path}: {exc}", EXIT_CANNOT_RUN)
+    except (TypeError, ValueError) as exc:  # a row no append could have written: tampering
+        _fail(f"unreadable audit record in {log.path} ({exc}); run `mcpwarden audit verify`", EXIT_BROKEN)
     finally:
         log.close()
 
@@ -105,14 +107,17 @@ def verify_command(
         _fail(f"audit trail {log.path} is unreadable: {exc}", EXIT_BROKEN)
     finally:
         log.close()
-    out = Console(highlight=False)
+    # soft_wrap: the hashes must stay on one line so scripts can pick the head up as an anchor.
+    out = Console(highlight=False, soft_wrap=True)
     out.print(f"database: {escape(str(log.path))}")
     out.print(f"records checked: {result.checked}")
     if result.ok:
-        out.print(f"head: seq {result.head_seq} hash {result.head_hash}")
+        out.print(
+            f"head (keep it elsewhere; pass it to --anchor later): {result.head_seq}:{result.head_hash}"
+        )
         out.print("[green]chain intact[/green]")
         raise typer.Exit(EXIT_OK)
-    out.print(f"last good record: seq {result.head_seq} hash {result.head_hash}")
+    out.print(f"last good record: {result.head_seq}:{result.head_hash}")
     out.print(f"[red]chain BROKEN at seq {result.first_bad_seq}[/red]: {escape(result.problem or '')}")
     raise typer.Exit(EXIT_BROKEN)
 
@@ -174,35 +179,45 @@ def _parse_anchor(text: str) -> tuple[int, str]:
     return int(seq_text), digest
 
 
-def _print_records(records: Iterable[AuditRecord], output: OutputFormat) -> None:
+def _print_records(records: Iterable[AuditRecord], output: OutputFormat, *, header: bool = True) -> None:
     if output is OutputFormat.JSON:
         for record in records:
             sys.stdout.write(json.dumps(record.to_dict(), ensure_ascii=False, sort_keys=True) + "\n")
         sys.stdout.flush()
         return
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("seq", "time (UTC)", "principal", "method", "target", "decision", "reason", "ms"):
-        table.add_column(column, justify="right" if column in ("seq", "ms") else "left", overflow="fold")
+    table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0), header_style="bold", show_header=header)
+    # Fits 80 columns: seq, time and latency stay whole; text columns fold in a narrow terminal.
+    folding = {"principal": 9, "method": 10, "target": 12, "outcome": 16}
+    for column in ("seq", "time (UTC)", "principal", "method", "target", "outcome", "ms"):
+        table.add_column(
+            column,
+            justify="right" if column in ("seq", "ms") else "left",
+            overflow="fold",
+            no_wrap=column not in folding,
+            min_width=folding.get(column),
+        )
     for record in records:
         event = record.event
         target = "/".join(part for part in (event.server, event.target) if part)
         colour = {"allow": "green", "deny": "red", "hold": "yellow"}.get(event.decision, "magenta")
+        outcome = f"[{colour}]{event.decision}[/{colour}]"
+        if event.reason != "ok":
+            outcome += f" {escape(event.reason)}"
         table.add_row(
             str(record.seq),
-            datetime.fromtimestamp(event.time, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
+            datetime.fromtimestamp(event.time, UTC).strftime("%m-%d %H:%M:%S"),
             escape(event.principal),
             escape(event.method),
             escape(target),
-            f"[{colour}]{event.decision}[/{colour}]",
-            escape(event.reason),
+            outcome,
             f"{event.latency_ms:.1f}",
         )
     if table.row_count:
         Console(highlight=False).print(table)
-    else:
+    elif header:
         Console(stderr=True, highlight=False).print("[dim]no audit records[/dim]")
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    Console(stderr=True, highlight=False).print(f"[red]error:[/red] {escape(message)}")
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(code)

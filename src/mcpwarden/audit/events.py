@@ -95,7 +95,7 @@ class AuditEvent:
 
     def to_dict(self) -> dict[str, Any]:
         """The event's fields as a JSON-able dict (the input of the canonical form)."""
-        result = {f.name: getattr(self, f.name) for f in fields(self)}
+        result = {name: getattr(self, name) for name in EVENT_FIELDS}
         result["extra"] = dict(self.extra)
         return result
 

@@ -11,13 +11,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mcpwarden.detect import find_secrets, sanitize, scan, scan_tool
-from mcpwarden.detect.normalize import make_visible
-from mcpwarden.detect.secrets import CREDENTIAL_KINDS
+from mcpwarden.detect import find_secrets, make_visible, sanitize, scan, scan_tool
 
 __all__ = ["Detection", "TextKind", "credential_kinds", "detect_text", "detect_tool", "has_hidden", "visible"]
 
-TextKind = Literal["tool_description", "tool_result", "argument", "server_instructions", "elicitation", "sampling"]
+# Personal data the engine also finds; in a config file an address or phone number is not a secret.
+_NOT_CREDENTIALS = frozenset({"email", "phone"})
+
+TextKind = Literal[
+    "tool_description", "tool_result", "argument", "server_instructions", "elicitation", "sampling"
+]
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ def detect_tool(tool: Mapping[str, Any]) -> Detection:
 
 def credential_kinds(text: str) -> list[str]:
     """Kinds of credentials (not personal data) found in `text`, e.g. ['github-token']."""
-    return [match.kind for match in find_secrets(text) if match.kind in CREDENTIAL_KINDS]
+    return [match.kind for match in find_secrets(text) if match.kind not in _NOT_CREDENTIALS]
 
 
 def has_hidden(text: str) -> bool:

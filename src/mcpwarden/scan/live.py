@@ -99,10 +99,11 @@ async def fetch_inventory(entry: ServerEntry, timeout: float) -> Inventory:
         try:
             with anyio.fail_after(timeout):
                 return await _collect(entry, timeout, errlog)
-        except BaseException as exc:
+        except Exception as exc:
+            # The server's own complaint (a traceback, "command not found") is the useful part.
             errlog.seek(0)
             tail = errlog.read()[-600:].strip()
-            if tail and not isinstance(exc, KeyboardInterrupt):
+            if tail:
                 raise ConnectionError(f"{_describe(exc)}; server stderr: {visible(tail)}") from exc
             raise
 
@@ -268,9 +269,10 @@ def _name_findings(name: str, location: str) -> list[ScanFinding]:
         ScanFinding(
             "invalid-tool-name",
             "high" if non_ascii else "medium",
-            "Tool name outside the MCP character set" + (" (non-ASCII look-alike letters)" if non_ascii else ""),
+            "Tool name outside the MCP character set"
+            + (" (non-ASCII look-alike letters)" if non_ascii else ""),
             "Tool names should be 1-128 characters of A-Z a-z 0-9 _ . - (MCP spec). Other characters "
-            "let a tool impersonate another one (Cyrillic 'і' in read_fіle) or hide text.",
+            "let a tool impersonate another (a Cyrillic letter in place of a Latin one) or hide text.",
             tool=name,
             evidence=visible(_codepoints(name) if non_ascii else name),
             location=location,
@@ -327,17 +329,15 @@ def _icon_findings(item: Mapping[str, Any], name: str, location: str) -> list[Sc
 
 # Letters from other scripts that render like Latin ones (the common subset of Unicode's
 # confusables.txt that attackers use in identifiers).
-_CONFUSABLES = str.maketrans(
-    {
-        "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "і": "i", "ј": "j",
-        "ѕ": "s", "һ": "h", "ԁ": "d", "ԛ": "q", "ԝ": "w", "ɡ": "g", "ӏ": "l", "в": "b", "к": "k",
-        "м": "m", "н": "h", "т": "t", "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H",
-        "О": "O", "Р": "P", "С": "C", "Т": "T", "Х": "X", "І": "I", "Ј": "J", "Ѕ": "S",
-        "α": "a", "ο": "o", "ρ": "p", "ν": "v", "τ": "t", "υ": "u", "ι": "i", "κ": "k", "χ": "x",
-        "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N",
-        "Ο": "O", "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X", "ı": "i", "ℓ": "l",
-    }  # fmt: skip
+_CONFUSABLE_PAIRS = (
+    "\u0430a\u0435e\u043eo\u0440p\u0441c\u0443y\u0445x\u0456i\u0458j\u0455s"
+    "\u04bbh\u0501d\u051bq\u051dw\u0261g\u04cfl\u0432b\u043ak\u043cm\u043dh"
+    "\u0442t\u0410A\u0412B\u0415E\u041aK\u041cM\u041dH\u041eO\u0420P\u0421C"
+    "\u0422T\u0425X\u0406I\u0408J\u0405S\u03b1a\u03bfo\u03c1p\u03bdv\u03c4t"
+    "\u03c5u\u03b9i\u03bak\u03c7x\u0391A\u0392B\u0395E\u0396Z\u0397H\u0399I"
+    "\u039aK\u039cM\u039dN\u039fO\u03a1P\u03a4T\u03a5Y\u03a7X\u0131i\u2113l"
 )
+_CONFUSABLES = str.maketrans(_CONFUSABLE_PAIRS[0::2], _CONFUSABLE_PAIRS[1::2])
 
 
 def name_skeleton(name: str) -> str:
@@ -384,7 +384,8 @@ def collision_findings(tools_by_server: Mapping[str, Sequence[str]]) -> dict[str
                         "Two names that render alike but differ (look-alike letters, case, separators) "
                         "let one server impersonate another's tool (C13).",
                         tool=name,
-                        evidence=f"{_codepoints(name)} resembles " + ", ".join(_codepoints(o) for o in others),
+                        evidence=f"{_codepoints(name)} resembles "
+                        + ", ".join(_codepoints(o) for o in others),
                         location="tool",
                     )
                 )

@@ -74,7 +74,11 @@ class PinFile:
         current = {name: definition_hash(tool) for name, tool in tools.items()}
         record = self._servers.get(identity)
         if not isinstance(record, dict):
-            self._servers[identity] = {"first_seen": now, "instructions": _text_hash(instructions), "tools": current}
+            self._servers[identity] = {
+                "first_seen": now,
+                "instructions": _text_hash(instructions),
+                "tools": current,
+            }
             return []
         findings: list[ScanFinding] = []
         pinned: dict[str, str] = record.setdefault("tools", {})

@@ -29,7 +29,9 @@ _SECRET_NAME = re.compile(
     r"credential|auth|session|cookie|_key$|^key$|-key$|signing|bearer)",
     re.IGNORECASE,
 )
-_NOT_SECRET_NAME = re.compile(r"(_url|_uri|_path|_file|_dir|_host|_endpoint|_id|_name|_region|_type)$", re.IGNORECASE)
+_NOT_SECRET_NAME = re.compile(
+    r"(_url|_uri|_path|_file|_dir|_host|_endpoint|_id|_name|_region|_type)$", re.IGNORECASE
+)
 # A value that refers to a secret kept elsewhere is the right way to do it.
 _REFERENCE = re.compile(r"^\s*(\$\{[^}]+\}|\$[A-Za-z_][A-Za-z0-9_]*|%[A-Za-z_]+%|\{\{[^}]+\}\})\s*$")
 _PLACEHOLDER = re.compile(
@@ -45,7 +47,9 @@ def static_findings(entry: ServerEntry, *, run_stdio: bool) -> list[ScanFinding]
     if entry.transport == "stdio" and entry.command is not None:
         for vetted in vet_command(entry.command, entry.args):
             findings.append(
-                ScanFinding(vetted.id, vetted.severity, vetted.title, vetted.detail, None, vetted.evidence, "command")
+                ScanFinding(
+                    vetted.id, vetted.severity, vetted.title, vetted.detail, None, vetted.evidence, "command"
+                )
             )
     findings.extend(_secret_findings(entry))
     if entry.transport == "http" and entry.url:
@@ -197,3 +201,28 @@ def _transport_findings(entry: ServerEntry) -> list[ScanFinding]:
 def _carries_credentials(header: str) -> bool:
     lowered = header.lower()
     return lowered in {"authorization", "cookie", "proxy-authorization"} or bool(_SECRET_NAME.search(lowered))
+
+
+def redacted_argv(entry: ServerEntry) -> list[str]:
+    """The entry's command line for display, with credential values replaced by <redacted>."""
+    argv = [entry.command or ""]
+    args = list(entry.args)
+    hide_next = False
+    for arg in args:
+        if hide_next:
+            argv.append("<redacted>")
+            hide_next = False
+            continue
+        flag, sep, value = arg.partition("=")
+        if sep and flag.startswith("-") and _secret_reason("argument", flag, value):
+            argv.append(f"{flag}=<redacted>")
+        elif (
+            arg.startswith("-") and not sep and _SECRET_NAME.search(arg) and not _NOT_SECRET_NAME.search(arg)
+        ):
+            argv.append(arg)
+            hide_next = True
+        elif _secret_reason("argument", "#", arg):
+            argv.append("<redacted>")
+        else:
+            argv.append(arg)
+    return argv

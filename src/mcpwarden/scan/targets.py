@@ -84,7 +84,9 @@ def candidate_paths(home: Path, cwd: Path, environ: Mapping[str, str]) -> list[t
     return list(unique.values())
 
 
-def discover(home: Path | None = None, cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> TargetSet:
+def discover(
+    home: Path | None = None, cwd: Path | None = None, environ: Mapping[str, str] | None = None
+) -> TargetSet:
     """Read every client config found under `home` (default $HOME) and `cwd`; unreadable ones warn."""
     env = os.environ if environ is None else environ
     home = home or Path(env.get("HOME") or Path.home())
@@ -127,7 +129,9 @@ def _url_entry(url: str) -> ServerEntry:
     if not parts.hostname:
         raise TargetError(f"{url}: not a valid URL")
     name = parts.hostname + (f":{parts.port}" if parts.port else "") + (parts.path.rstrip("/") or "")
-    return ServerEntry(name=name, source=url, transport="http", url=url, group="(command line)", direct_url=True)
+    return ServerEntry(
+        name=name, source=url, transport="http", url=url, group="(command line)", direct_url=True
+    )
 
 
 def parse_config_file(path: Path) -> list[ServerEntry]:
@@ -262,7 +266,9 @@ def _entry(name: str, raw: Any, source: str, group: str) -> ServerEntry | None:
         command = command.get("path")
     url = raw.get("url") or raw.get("serverUrl") or raw.get("httpUrl")
     request_init = raw.get("requestInit")
-    headers: Any = raw.get("headers") or (request_init.get("headers") if isinstance(request_init, dict) else None) or {}
+    headers: Any = (
+        raw.get("headers") or (request_init.get("headers") if isinstance(request_init, dict) else None) or {}
+    )
     if isinstance(command, str) and command:
         return ServerEntry(
             name=name,

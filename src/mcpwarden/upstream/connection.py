@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import anyio
@@ -59,6 +59,10 @@ class Catalog:
     templates: tuple[types.ResourceTemplate, ...] = ()
     instructions: str | None = None
     listed_at: float = 0.0
+    tool_index: Mapping[str, types.Tool] = field(default_factory=dict)  # by the server's own name
+
+    def tool(self, name: str) -> types.Tool | None:
+        return self.tool_index.get(name)
 
 
 class Upstream:
@@ -242,7 +246,8 @@ class Upstream:
                 templates = await self._paginate(client.list_resource_templates, "resource_templates")
             elif "resources" in kinds:
                 resources, templates = (), ()
-        return Catalog(tools, prompts, resources, templates, instructions, time.time())
+        index = {tool.name: tool for tool in tools}
+        return Catalog(tools, prompts, resources, templates, instructions, time.time(), index)
 
     async def _paginate(self, list_page: Callable[..., Awaitable[Any]], field: str) -> tuple[Any, ...]:
         items: list[Any] = []

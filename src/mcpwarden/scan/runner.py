@@ -1,0 +1,185 @@
+"""The scan as a whole: static checks, bounded concurrent live checks and probes, then cross-server
+checks and drift, folded into one `ScanReport`.
+
+Live work is I/O-bound (starting processes, waiting on servers), so entries are inspected
+concurrently in one anyio task group, at most `concurrency` at a time, each under its own deadline:
+one hung server costs `timeout` seconds, not the whole run. Pins are read once before and written
+once after, so concurrent checks never race on the file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import anyio
+
+from mcpwarden.scan.live import Inventory, collision_findings, fetch_inventory, inventory_findings
+from mcpwarden.scan.model import (
+    SEVERITY_ORDER,
+    LiveStatus,
+    ScanFinding,
+    ScanReport,
+    ServerEntry,
+    ServerResult,
+)
+from mcpwarden.scan.pins import PinFile
+from mcpwarden.scan.posture import probe_http
+from mcpwarden.scan.static import static_findings
+
+__all__ = ["ScanOptions", "run_scan"]
+
+ProgressHook = Callable[[ServerEntry, str], None]
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    run_stdio: bool = False
+    timeout: float = 15.0
+    pins: Path | None = None
+    update_pins: bool = False
+    test_token: str | None = None
+    concurrency: int = 8
+    live: bool = True
+
+
+@dataclass
+class _Live:
+    inventory: Inventory | None = None
+    error: str | None = None
+    probe_findings: tuple[ScanFinding, ...] = ()
+    probe_notes: tuple[str, ...] = ()
+
+
+def _wants_live(entry: ServerEntry, options: ScanOptions) -> bool:
+    return options.live and (entry.transport == "http" or options.run_stdio)
+
+
+async def run_scan(
+    entries: Sequence[ServerEntry],
+    options: ScanOptions,
+    *,
+    files_read: Sequence[str] = (),
+    warnings: Sequence[str] = (),
+    on_progress: ProgressHook | None = None,
+) -> ScanReport:
+    pin_file = PinFile.load(options.pins) if options.pins is not None else None
+    live: dict[int, _Live] = {index: _Live() for index in range(len(entries))}
+    limiter = anyio.CapacityLimiter(max(1, options.concurrency))
+
+    async def inspect(index: int, entry: ServerEntry) -> None:
+        async with limiter:
+            if on_progress is not None:
+                on_progress(entry, "started")
+            state = live[index]
+            try:
+                state.inventory = await fetch_inventory(entry, options.timeout)
+            except TimeoutError:
+                state.error = f"no answer within {options.timeout:g} s"
+            except Exception as exc:  # any failure to connect is a result about this server, not a crash
+                state.error = _describe(exc)
+            if entry.direct_url and entry.url:
+                try:
+                    with anyio.fail_after(options.timeout * 2):
+                        outcome = await probe_http(
+                            entry.url, timeout=options.timeout, test_token=options.test_token
+                        )
+                    state.probe_findings, state.probe_notes = outcome.findings, outcome.notes
+                except Exception as exc:
+                    state.probe_notes = (f"posture probes failed: {_describe(exc)}",)
+            if on_progress is not None:
+                on_progress(entry, "done")
+
+    async with anyio.create_task_group() as group:
+        for index, entry in enumerate(entries):
+            if _wants_live(entry, options):
+                group.start_soon(inspect, index, entry)
+
+    # Tool names per client view, for collisions (C13).
+    tools_by_group: dict[str, dict[str, list[str]]] = defaultdict(dict)
+    for index, entry in enumerate(entries):
+        inventory = live[index].inventory
+        if inventory is not None:
+            key = f"{index}:{entry.name}"
+            tools_by_group[entry.group][key] = [str(tool.get("name", "")) for tool in inventory.tools]
+    collisions: dict[str, list[ScanFinding]] = {}
+    for servers in tools_by_group.values():
+        for key, found in collision_findings(servers).items():
+            collisions[key] = [_rename_evidence(f) for f in found]
+
+    results: list[ServerResult] = []
+    drift_seen: set[str] = set()
+    for index, entry in enumerate(entries):
+        findings = list(static_findings(entry, run_stdio=options.run_stdio))
+        state = live[index]
+        status: LiveStatus = "not-run"
+        inventory = state.inventory
+        if _wants_live(entry, options):
+            status = "ok" if inventory is not None else "failed"
+        elif entry.transport == "stdio":
+            status = "skipped"
+        if state.error is not None:
+            findings.append(
+                ScanFinding(
+                    "connection-failed",
+                    "medium",
+                    "Could not connect to the server or list its tools",
+                    "Live checks did not run for this server.",
+                    evidence=state.error,
+                    location="http" if entry.transport == "http" else "command",
+                )
+            )
+        if inventory is not None:
+            findings += inventory_findings(inventory)
+            findings += collisions.get(f"{index}:{entry.name}", [])
+            # The same server seen by two clients is pinned (and its drift reported) once.
+            if pin_file is not None and entry.identity not in drift_seen:
+                drift_seen.add(entry.identity)
+                tools = {str(tool.get("name", "")): tool for tool in inventory.tools}
+                findings += pin_file.check(
+                    entry.identity, tools, inventory.instructions, accept_changes=options.update_pins
+                )
+        findings += state.probe_findings
+        results.append(
+            ServerResult(
+                entry=entry,
+                findings=tuple(_sorted(findings)),
+                live=status,
+                live_error=state.error,
+                tools=tuple(str(t.get("name", "")) for t in inventory.tools) if inventory else (),
+                prompts=tuple(str(p.get("name", "")) for p in inventory.prompts) if inventory else (),
+                resources=tuple(str(r.get("name", "")) for r in inventory.resources) if inventory else (),
+                server_name=inventory.server_name if inventory else None,
+                protocol_version=inventory.protocol_version if inventory else None,
+            )
+        )
+    if pin_file is not None:
+        pin_file.save()
+    all_warnings = list(warnings)
+    for index, entry in enumerate(entries):
+        all_warnings += [f"{entry.name}: {note}" for note in live[index].probe_notes]
+        inventory = live[index].inventory
+        if inventory is not None:
+            all_warnings += [f"{entry.name}: {error}" for error in inventory.errors]
+    return ScanReport(tuple(results), tuple(files_read), tuple(all_warnings))
+
+
+def _rename_evidence(finding: ScanFinding) -> ScanFinding:
+    # Collision keys are "index:name" to keep same-named entries apart; show only the names.
+    if finding.evidence is None:
+        return finding
+    return replace(finding, evidence=re.sub(r"\b\d+:", "", finding.evidence))
+
+
+def _sorted(findings: list[ScanFinding]) -> list[ScanFinding]:
+    return sorted(findings, key=lambda f: (-SEVERITY_ORDER.index(f.severity), f.id, f.tool or ""))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(inner) for inner in exc.exceptions)
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
