@@ -120,7 +120,7 @@ def http_gateway(config: Path, log: Path | None = None) -> Iterator[str]:
 
 def stdio_gateway_params(config: Path) -> StdioServerParameters:
     return StdioServerParameters(
-        command=PYTHON, args=["-m", "mcpwarden.cli", "stdio", "-c", str(config)], env=dict(os.environ)
+        command=PYTHON, args=["-m", "mcpwarden.cli", "stdio", "-c", str(config), "--log-level", os.environ.get("GW_LOG", "warning")], env=dict(os.environ)
     )
 
 

@@ -20,7 +20,7 @@ import mcp_types as types
 from mcp.client import Client
 from mcp.server import NotificationOptions, Server, ServerRequestContext
 from mcp.server.models import InitializationOptions
-from mcp.server.session import ServerSession
+from mcp.server.connection import Connection
 from mcp.server.subscriptions import (
     InMemorySubscriptionBus,
     ListenHandler,
@@ -69,7 +69,8 @@ class Gateway:
             for server_id, spec in settings.servers.items()
         }
         self.bus = InMemorySubscriptionBus()
-        self._legacy_sessions: weakref.WeakSet[ServerSession] = weakref.WeakSet()
+        # Legacy clients' connections, to push list-changed to; modern clients listen on the bus.
+        self._legacy_connections: weakref.WeakSet[Connection] = weakref.WeakSet()
         self.pipeline = Pipeline(guards, self.router, audit, transport, principal_of, session_key_of)
         self.server: Server[Any] = Server(
             "mcpwarden",
@@ -140,34 +141,39 @@ class Gateway:
 
     async def _remember_legacy_session(self, ctx: ServerRequestContext[Any, Any], call_next: Any) -> Any:
         if ctx.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:
-            self._legacy_sessions.add(ctx.session)
+            # ServerSession is per request; the connection outlives it. The SDK (pinned 2.3.*)
+            # exposes it to handlers only through this attribute.
+            connection = getattr(ctx.session, "_connection", None)
+            if isinstance(connection, Connection):
+                self._legacy_connections.add(connection)
         return await call_next(ctx)
 
     async def _on_upstream_change(self, server_id: str, kinds: frozenset[ChangeKind]) -> None:
         events = {"tools": ToolsListChanged(), "prompts": PromptsListChanged(), "resources": ResourcesListChanged()}
         for kind in sorted(kinds):
             await self.bus.publish(events[kind])
-        for session in list(self._legacy_sessions):
+        for connection in list(self._legacy_connections):
             senders = {
-                "tools": session.send_tool_list_changed,
-                "prompts": session.send_prompt_list_changed,
-                "resources": session.send_resource_list_changed,
+                "tools": connection.send_tool_list_changed,
+                "prompts": connection.send_prompt_list_changed,
+                "resources": connection.send_resource_list_changed,
             }
             for kind in sorted(kinds):
                 try:
                     await senders[kind]()
-                except Exception:  # a client that went away: forget it
-                    self._legacy_sessions.discard(session)
+                except Exception as exc:  # a client that went away: forget it
+                    logger.info("dropping a client connection that cannot be notified: %s", exc)
+                    self._legacy_connections.discard(connection)
                     break
 
     async def _on_resource_updated(self, server_id: str, uri: str) -> None:
         exposed = self.router.expose_uri(server_id, uri)
         await self.bus.publish(ResourceUpdated(uri=exposed))
-        for session in list(self._legacy_sessions):
+        for connection in list(self._legacy_connections):
             try:
-                await session.send_resource_updated(exposed)
+                await connection.send_resource_updated(exposed)
             except Exception:
-                self._legacy_sessions.discard(session)
+                self._legacy_connections.discard(connection)
 
     # -- listings ------------------------------------------------------------------------------
 
@@ -386,8 +392,10 @@ def _upstream_error(exc: MCPError) -> MCPError:
         return MCPError(types.INTERNAL_ERROR, "the server stopped while handling the request", {"reason": reasons.UPSTREAM_FAILED})
     if exc.code == types.REQUEST_TIMEOUT:
         return MCPError(types.INTERNAL_ERROR, "the server did not answer in time", {"reason": reasons.UPSTREAM_TIMEOUT})
-    # The upstream's own error: keep its code and message (later guards scan and redact them).
     data = exc.error.data if isinstance(exc.error.data, dict) else {}
+    if data.get("source") == "mcpwarden":  # synthesised by our own transport (e.g. a size cap)
+        return exc
+    # The upstream's own error: keep its code and message (later guards scan and redact them).
     return MCPError(exc.code, exc.message, {**data, "reason": reasons.UPSTREAM_ERROR})
 
 
@@ -399,7 +407,8 @@ def _strip_upstream_identity(result: Any) -> None:
 
 
 def _progress_relay(ctx: ServerRequestContext[Any, Any]) -> Callable[[float, float | None, str | None], Awaitable[None]] | None:
-    if ctx.meta is None or ctx.meta.get("progressToken") is None:
+    meta = (ctx.params or {}).get("_meta")
+    if not isinstance(meta, dict) or meta.get("progressToken") is None:
         return None
 
     async def relay(progress: float, total: float | None, message: str | None) -> None:

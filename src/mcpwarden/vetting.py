@@ -126,7 +126,10 @@ def _add(findings: dict[str, CommandFinding], finding: CommandFinding | None) ->
 
 
 def _looks_like_shell_line(command: str) -> bool:
-    return bool(re.search(r"\s", command.strip())) or bool(_METACHAR_PATTERN.search(command))
+    if _METACHAR_PATTERN.search(command):
+        return True
+    # "C:\Program Files\nodejs\npx.cmd" is one program with a space in its path, not a shell line.
+    return bool(re.search(r"\s", command.strip())) and not re.match(r"^[A-Za-z]:[\\/]", command)
 
 
 def _metachar_finding(text: str, *, interpreted: bool) -> CommandFinding | None:
@@ -242,8 +245,11 @@ def _vet_simple(tokens: list[str], depth: int) -> Iterator[CommandFinding]:
             "and a compromised one would own the machine.",
             _clip(" ".join(tokens)),
         )
-        # Vet what runs under the elevated program as well.
-        inner = [token for token in rest if not token.startswith("-")]
+        # Vet what runs under the elevated program as well (after the elevating program's own options).
+        position = 0
+        while position < len(rest) and rest[position].startswith("-"):
+            position += 2 if rest[position] in {"-u", "-g", "-C", "-p", "-h", "-U", "-r", "-t"} else 1
+        inner = rest[position:]
         if inner and depth < 4:
             yield from _vet_simple(inner, depth + 1)
         return

@@ -37,7 +37,9 @@ event survives `kill -9` of the gateway, because it is already written to the WA
 last events before a power loss or kernel crash may be lost. `synchronous="FULL"` adds an fsync per
 event and survives power loss too. We chose a commit per event over batching because an event
 the client has already been answered for should not sit in memory, and in WAL with NORMAL a commit
-costs tens of microseconds (see `bench/audit.py`).
+costs tens of microseconds (see `bench/audit.py`). The rare slow append is SQLite's automatic WAL
+checkpoint (every ~1000 pages), which copies pages into the main file and syncs it; it runs in the
+appending thread, which is why the pipeline should append from a worker thread, not the event loop.
 
 **Concurrency.** The last hash is read inside `BEGIN IMMEDIATE`, which holds SQLite's write lock,
 so two processes appending to one file (two gateways, or a gateway and a test) interleave whole
@@ -212,7 +214,12 @@ class SqliteAuditLog:
         return self._path
 
     def append(self, event: AuditEvent) -> AuditRecord:
-        """Chain `event` after the current head and commit it before returning."""
+        """Chain `event` after the current head and commit it before returning.
+
+        Raises `AuditError` once closed and `sqlite3.Error` when the write fails (disk full, the
+        lock held by another process beyond busy_timeout); nothing is half-written then, and the
+        caller (the pipeline's `finally`) logs the failure rather than failing the exchange.
+        """
         with self._lock:
             conn = self._connection()
             with transaction(conn, immediate=True):

@@ -157,7 +157,7 @@ class Upstream:
                 spec.args,
                 spec.env,
                 spec.cwd,
-                max_line_bytes=self.settings.max_result_kb * 1024 * 2,
+                max_line_bytes=self.settings.max_result_kb * 1024 + 65536,  # room for the envelope
                 child=self.child,
                 server_id=self.server_id,
             )

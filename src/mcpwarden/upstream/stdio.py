@@ -10,8 +10,10 @@ its own process group with a minimal environment: the gateway's own secrets neve
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -24,11 +26,15 @@ import mcp_types as types
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.shared.message import SessionMessage
 
+from mcpwarden import reasons
+
 logger = logging.getLogger(__name__)
 
 # Inherited from the gateway's environment; everything else comes from the server's `env` config.
 SAFE_ENV_VARS = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER", "LOGNAME", "TERM")
 STDERR_LINE_LIMIT = 4096
+_ID_PREFIX_BYTES = 256
+_RESPONSE_ID = re.compile(rb'^\s*\{\s*"jsonrpc"\s*:\s*"2\.0"\s*,\s*"id"\s*:\s*("(?:[^"\\]|\\.)*"|-?\d+)')
 _TERMINATE_GRACE = 2.0
 
 
@@ -36,10 +42,6 @@ def child_environment(configured: Mapping[str, str]) -> dict[str, str]:
     """A minimal base from our environment plus exactly what the configuration gives."""
     base = {name: os.environ[name] for name in SAFE_ENV_VARS if name in os.environ}
     return base | dict(configured)
-
-
-class LineTooLong(ValueError):
-    """An upstream wrote a line longer than the configured cap; the connection is dropped."""
 
 
 @dataclass
@@ -79,6 +81,7 @@ async def stdio_transport(
     async def read_stdout() -> None:
         assert process.stdout is not None
         buffer = bytearray()
+        discarding: bytes | None = None  # the head of an over-long line being skipped
         try:
             async with read_send:
                 async for chunk in process.stdout:
@@ -86,16 +89,16 @@ async def stdio_transport(
                     while (newline := buffer.find(b"\n")) >= 0:
                         line = bytes(buffer[:newline])
                         del buffer[: newline + 1]
-                        if line.strip():
+                        if discarding is not None:
+                            await read_send.send(_oversize_reply(discarding, max_line_bytes, server_id))
+                            discarding = None
+                        elif line.strip():
                             await read_send.send(_parse_line(line, server_id))
                     if len(buffer) > max_line_bytes:
-                        logger.error(
-                            "upstream %s wrote a line over %d bytes; dropping the connection",
-                            server_id,
-                            max_line_bytes,
-                        )
-                        await read_send.send(LineTooLong(f"line over {max_line_bytes} bytes"))
-                        return
+                        # Never hold an over-long line: keep its head (for the id), drop the rest.
+                        if discarding is None:
+                            discarding = bytes(buffer[:_ID_PREFIX_BYTES])
+                        buffer.clear()
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream, OSError):
             pass
         finally:
@@ -145,6 +148,22 @@ def _parse_line(line: bytes, server_id: str) -> SessionMessage | Exception:
         # The content may be anything the child printed; log its size, not its text.
         logger.warning("upstream %s wrote a line that is not a JSON-RPC message (%d bytes)", server_id, len(line))
         return exc
+
+
+def _oversize_reply(head: bytes, limit: int, server_id: str) -> SessionMessage | Exception:
+    """Answer the request an over-long line belonged to with an error, so its caller is not left
+    waiting; the connection itself stays up."""
+    logger.warning("upstream %s wrote a line over %d bytes; it was discarded", server_id, limit)
+    match = _RESPONSE_ID.search(head)
+    if match is None:
+        return ValueError(f"discarded a line over {limit} bytes")
+    request_id = json.loads(match.group(1))
+    error = types.ErrorData(
+        code=types.INTERNAL_ERROR,
+        message=f"the server's answer is over the {limit}-byte limit",
+        data={"reason": reasons.RESULT_TOO_LARGE, "source": "mcpwarden"},
+    )
+    return SessionMessage(types.JSONRPCError(jsonrpc="2.0", id=request_id, error=error))
 
 
 def _log_stderr(server_id: str, line: bytes) -> None:
