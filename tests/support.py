@@ -120,12 +120,24 @@ def http_gateway(config: Path, log: Path | None = None) -> Iterator[str]:
 
 def stdio_gateway_params(config: Path) -> StdioServerParameters:
     return StdioServerParameters(
-        command=PYTHON, args=["-m", "mcpwarden.cli", "stdio", "-c", str(config), "--log-level", os.environ.get("GW_LOG", "warning")], env=dict(os.environ)
+        command=PYTHON,
+        args=[
+            "-m",
+            "mcpwarden.cli",
+            "stdio",
+            "-c",
+            str(config),
+            "--log-level",
+            os.environ.get("GW_LOG", "info"),
+        ],
+        env=dict(os.environ),
     )
 
 
 @contextlib.asynccontextmanager
-async def gateway_client(front: str, config: Path, mode: str = "auto", **kwargs: Any) -> AsyncIterator[Client]:
+async def gateway_client(
+    front: str, config: Path, mode: str = "auto", **kwargs: Any
+) -> AsyncIterator[Client]:
     """A real `mcp.Client` talking to a real gateway over the given front (stdio or http)."""
     if front == "stdio":
         async with Client(stdio_gateway_params(config), mode=mode, **kwargs) as client:  # type: ignore[arg-type]

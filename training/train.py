@@ -232,6 +232,36 @@ def evaluate(rows: list[Row], gen: list[Row], c: float, log: Any) -> tuple[dict[
             ys = engine_scores(ya, model, "tool_result")
             negatives["yanis_pos"] = ys["engine"]
         log(f"held out {held}: {time.time() - t0:.0f}s")
+    # --- BIPIA in distribution: contexts AND attacks both held out (5 x 5 grid, diagonal) -------
+    bipia = [r for r in base if r["src"] == "bipia"]
+    others = [r for r in all_rows if r["src"] != "bipia"]
+    rng = random.Random(13)
+    ctx_fold: dict[Any, int] = {}
+    atk_fold: dict[Any, int] = {}
+    for r in bipia:
+        ctx_fold.setdefault((r["meta"].get("task"), r["meta"].get("context_index")), rng.randrange(5))
+        if r["label"] == 1:
+            atk_fold.setdefault((r["meta"].get("attack_category"), r["meta"].get("attack_index")), rng.randrange(5))
+
+    def folds_of(r: Row) -> tuple[int, int]:
+        c = ctx_fold[(r["meta"].get("task"), r["meta"].get("context_index"))]
+        a = atk_fold[(r["meta"].get("attack_category"), r["meta"].get("attack_index"))] if r["label"] == 1 else -1
+        return c, a
+
+    ys: list[int] = []
+    scs: dict[str, list[float]] = {"rules": [], "classifier": [], "engine": []}
+    for k in range(5):
+        train_b = [r for r in bipia if k not in folds_of(r)]
+        test_b = [r for r in bipia if folds_of(r)[0] == k and (r["label"] == 0 or folds_of(r)[1] == k)]
+        train_rows = others + train_b
+        idx = [pos[id(r)] for r in train_rows]
+        model = fit(x_all[idx], y_all[idx], cell_weights(train_rows), c)
+        sc = engine_scores(test_b, model, "tool_result")
+        ys += [r["label"] for r in test_b]
+        for name in scs:
+            scs[name] += sc[name]
+    results["tool_result: BIPIA, unseen contexts and unseen attacks (grouped 5-fold)"] = metrics(ys, scs)
+    log(f"bipia grouped: {time.time() - t0:.0f}s")
     return results, negatives
 
 

@@ -33,7 +33,9 @@ err = Console(stderr=True)
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("-c", "--config", help="Configuration file (default: ./mcpwarden.yaml).", show_default=False),
+    typer.Option(
+        "-c", "--config", help="Configuration file (default: ./mcpwarden.yaml).", show_default=False
+    ),
 ]
 ExampleOption = Annotated[
     bool,
@@ -52,9 +54,18 @@ def _settings(config: Path | None, example: bool) -> Settings:
     except MCPWardenError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
         raise typer.Exit(2) from None
+    source = config or "mcpwarden.yaml"
     if not settings.servers:
-        source = config or "mcpwarden.yaml"
         err.print(f"[red]error:[/red] {source}: no servers configured (see --example)", highlight=False)
+        raise typer.Exit(2)
+    unenforced = [key for key in ("auth", "policy", "limits") if getattr(settings, key)]
+    if unenforced:
+        # Fail closed: running without a protection the operator asked for is worse than not running.
+        err.print(
+            f"[red]error:[/red] {source}: key '{unenforced[0]}' is not enforced by mcpwarden "
+            f"{mcpwarden.__version__} yet; refusing to serve rather than run without it",
+            highlight=False,
+        )
         raise typer.Exit(2)
     return settings
 
@@ -94,9 +105,9 @@ def serve(
 def stdio(
     config: ConfigOption = None,
     example: ExampleOption = False,
-    log_level: LogLevelOption = "warning",
+    log_level: LogLevelOption = "info",
 ) -> None:
-    """Serve one MCP client over stdin/stdout (for desktop clients)."""
+    """Serve one MCP client over stdin/stdout (for desktop clients); logs go to stderr."""
     from mcpwarden.transport.stdio import serve_stdio
 
     _configure_logging(log_level)

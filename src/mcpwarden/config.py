@@ -213,9 +213,7 @@ def _expand_env(value: Any, environ: Mapping[str, str], source: Path, key_path: 
                 return environ[name]
             if default is not None:
                 return default
-            raise ConfigError(
-                f"{source}: key '{'.'.join(key_path)}': environment variable {name} is not set"
-            )
+            raise ConfigError(f"{source}: key '{'.'.join(key_path)}': environment variable {name} is not set")
 
         return _ENV_REFERENCE.sub(substitute, value)
     if isinstance(value, dict):
@@ -234,11 +232,8 @@ def _describe_validation_error(exc: ValidationError, source: Path, root: yaml.No
         key = ".".join(str(part) for part in location) or "(top level)"
         line = _line_of(root, location)
         where = f"{source}:{line}" if line is not None else str(source)
-        if error["type"] == "extra_forbidden":
-            message = "unknown key"
-        else:
-            # Never echo the offending value: it may have come from a secret in the environment.
-            message = error["msg"]
+        # Never echo the offending value: it may have come from a secret in the environment.
+        message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
         lines.append(f"{where}: key '{key}': {message}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
 

@@ -19,16 +19,18 @@ import anyio
 import mcp_types as types
 from mcp.client import Client
 from mcp.server import NotificationOptions, Server, ServerRequestContext
-from mcp.server.models import InitializationOptions
 from mcp.server.connection import Connection
+from mcp.server.models import InitializationOptions
 from mcp.server.subscriptions import (
     InMemorySubscriptionBus,
     ListenHandler,
     PromptsListChanged,
     ResourcesListChanged,
     ResourceUpdated,
+    ServerEvent,
     ToolsListChanged,
 )
+from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
@@ -37,7 +39,14 @@ from pydantic import TypeAdapter
 import mcpwarden
 from mcpwarden import reasons
 from mcpwarden.config import Settings
-from mcpwarden.pipeline import AuditSink, Guard, Pipeline, PrincipalResolver, SessionKeyResolver, current_exchange
+from mcpwarden.pipeline import (
+    AuditSink,
+    Guard,
+    Pipeline,
+    PrincipalResolver,
+    SessionKeyResolver,
+    current_exchange,
+)
 from mcpwarden.router import Router
 from mcpwarden.upstream.connection import ChangeKind, Upstream, UpstreamUnavailable
 
@@ -46,7 +55,7 @@ logger = logging.getLogger(__name__)
 MAX_INPUT_ROUNDS = 8  # bridging a legacy client: rounds of upstream questions before giving up
 _SERVER_INFO_META = "io.modelcontextprotocol/serverInfo"
 _ResultT = TypeVar("_ResultT")
-_JSON = TypeAdapter(dict[str, Any])
+_JSON: TypeAdapter[Any] = TypeAdapter(dict[str, Any])
 
 
 class Gateway:
@@ -65,17 +74,22 @@ class Gateway:
         self.settings = settings
         self.router = Router(settings.gateway.separator, settings.servers)
         self.upstreams = {
-            server_id: Upstream(server_id, spec, settings.gateway, self._on_upstream_change, self._on_resource_updated)
+            server_id: Upstream(
+                server_id, spec, settings.gateway, self._on_upstream_change, self._on_resource_updated
+            )
             for server_id, spec in settings.servers.items()
         }
         self.bus = InMemorySubscriptionBus()
         # Legacy clients' connections, to push list-changed to; modern clients listen on the bus.
         self._legacy_connections: weakref.WeakSet[Connection] = weakref.WeakSet()
+        self._initialized_connections: weakref.WeakSet[Connection] = weakref.WeakSet()
         self.pipeline = Pipeline(guards, self.router, audit, transport, principal_of, session_key_of)
         self.server: Server[Any] = Server(
             "mcpwarden",
             version=mcpwarden.__version__,
-            instructions="mcpwarden gateway: tools of server S are named S" + settings.gateway.separator + "<tool>.",
+            instructions="mcpwarden gateway: tools of server S are named S"
+            + settings.gateway.separator
+            + "<tool>.",
             get_tool_input_schema=self._input_schema,
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
@@ -93,7 +107,7 @@ class Gateway:
             self.server.add_request_handler(method, types.RequestParams, self._forward_task)
         # The pipeline replaces the SDK's default tracing middleware: it is the one place that sees
         # every request, and tracing without an exporter would only cost time on the hot path.
-        self.server.middleware = [self.pipeline, self._remember_legacy_session]
+        self.server.middleware = [self.pipeline, self._track_legacy_connection]
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -109,7 +123,9 @@ class Gateway:
                     await upstream.wait_ready(timeout)
             for server_id, upstream in self.upstreams.items():
                 if not upstream.ready:
-                    logger.warning("upstream %s is not ready yet: %s", server_id, upstream.last_error or "starting")
+                    logger.warning(
+                        "upstream %s is not ready yet: %s", server_id, upstream.last_error or "starting"
+                    )
             try:
                 yield self
             finally:
@@ -139,17 +155,28 @@ class Gateway:
 
     # -- notifications to clients --------------------------------------------------------------
 
-    async def _remember_legacy_session(self, ctx: ServerRequestContext[Any, Any], call_next: Any) -> Any:
-        if ctx.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:
-            # ServerSession is per request; the connection outlives it. The SDK (pinned 2.3.*)
-            # exposes it to handlers only through this attribute.
-            connection = getattr(ctx.session, "_connection", None)
-            if isinstance(connection, Connection):
-                self._legacy_connections.add(connection)
+    async def _track_legacy_connection(self, ctx: ServerRequestContext[Any, Any], call_next: Any) -> Any:
+        # ServerSession is per request; the connection outlives it. The SDK (pinned 2.3.*) exposes
+        # it to handlers only through this attribute.
+        connection = getattr(ctx.session, "_connection", None)
+        if not isinstance(connection, Connection) or ctx.protocol_version not in HANDSHAKE_PROTOCOL_VERSIONS:
+            return await call_next(ctx)
+        if ctx.method == "initialize":
+            if connection in self._initialized_connections:
+                # A second handshake could swap the client's declared capabilities mid-session.
+                raise MCPError(types.INVALID_REQUEST, "this connection is already initialized")
+            result = await call_next(ctx)
+            self._initialized_connections.add(connection)
+            return result
+        self._legacy_connections.add(connection)
         return await call_next(ctx)
 
     async def _on_upstream_change(self, server_id: str, kinds: frozenset[ChangeKind]) -> None:
-        events = {"tools": ToolsListChanged(), "prompts": PromptsListChanged(), "resources": ResourcesListChanged()}
+        events: dict[ChangeKind, ServerEvent] = {
+            "tools": ToolsListChanged(),
+            "prompts": PromptsListChanged(),
+            "resources": ResourcesListChanged(),
+        }
         for kind in sorted(kinds):
             await self.bus.publish(events[kind])
         for connection in list(self._legacy_connections):
@@ -267,7 +294,11 @@ class Gateway:
         ) -> types.GetPromptResult | types.InputRequiredResult:
             client = await self._client_for(exchange.server)
             return await client.session.get_prompt(
-                target, params.arguments, input_responses=responses, request_state=state, allow_input_required=True
+                target,
+                params.arguments,
+                input_responses=responses,
+                request_state=state,
+                allow_input_required=True,
             )
 
         return await self._relay(ctx, send, params.input_responses, params.request_state)
@@ -328,14 +359,16 @@ class Gateway:
         context = params.context.arguments if params.context is not None else None
         return await self._upstream_call(client.session.complete(ref, argument, context_arguments=context))
 
-    async def _forward_task(self, ctx: ServerRequestContext[Any, Any], params: types.RequestParams) -> dict[str, Any]:
+    async def _forward_task(
+        self, ctx: ServerRequestContext[Any, Any], params: types.RequestParams
+    ) -> dict[str, Any]:
         """`tasks/*` are relayed with the task id mapped back to the upstream's own."""
         exchange = current_exchange()
         client = await self._client_for(exchange.server)
         body = {k: v for k, v in (ctx.params or {}).items() if k != "_meta"}
         body["taskId"] = exchange.target
         request = types.Request[dict[str, Any], str](method=ctx.method, params=body)
-        result = await self._upstream_call(client.session.send_request(request, _JSON))
+        result: dict[str, Any] = await self._upstream_call(client.session.send_request(request, _JSON))
         if isinstance(result.get("taskId"), str):
             result["taskId"] = self.router.expose(_required(exchange.server), result["taskId"])
         return result
@@ -373,10 +406,16 @@ class Gateway:
             for _ in range(MAX_INPUT_ROUNDS):
                 if not isinstance(result, types.InputRequiredResult):
                     break
-                answers = await _ask_legacy_client(ctx, result.input_requests or {}, self.settings.gateway.request_timeout)
+                answers = await _ask_legacy_client(
+                    ctx, result.input_requests or {}, self.settings.gateway.request_timeout
+                )
                 result = await self._upstream_call(send(answers, result.request_state))
             if isinstance(result, types.InputRequiredResult):
-                raise MCPError(types.INTERNAL_ERROR, "the server kept asking for input", {"reason": reasons.UPSTREAM_FAILED})
+                raise MCPError(
+                    types.INTERNAL_ERROR,
+                    "the server kept asking for input",
+                    {"reason": reasons.UPSTREAM_FAILED},
+                )
         _strip_upstream_identity(result)
         return result
 
@@ -389,9 +428,15 @@ def _required(value: str | None) -> str:
 
 def _upstream_error(exc: MCPError) -> MCPError:
     if exc.code == types.CONNECTION_CLOSED:
-        return MCPError(types.INTERNAL_ERROR, "the server stopped while handling the request", {"reason": reasons.UPSTREAM_FAILED})
+        return MCPError(
+            types.INTERNAL_ERROR,
+            "the server stopped while handling the request",
+            {"reason": reasons.UPSTREAM_FAILED},
+        )
     if exc.code == types.REQUEST_TIMEOUT:
-        return MCPError(types.INTERNAL_ERROR, "the server did not answer in time", {"reason": reasons.UPSTREAM_TIMEOUT})
+        return MCPError(
+            types.INTERNAL_ERROR, "the server did not answer in time", {"reason": reasons.UPSTREAM_TIMEOUT}
+        )
     data = exc.error.data if isinstance(exc.error.data, dict) else {}
     if data.get("source") == "mcpwarden":  # synthesised by our own transport (e.g. a size cap)
         return exc
@@ -406,7 +451,7 @@ def _strip_upstream_identity(result: Any) -> None:
         del meta[_SERVER_INFO_META]
 
 
-def _progress_relay(ctx: ServerRequestContext[Any, Any]) -> Callable[[float, float | None, str | None], Awaitable[None]] | None:
+def _progress_relay(ctx: ServerRequestContext[Any, Any]) -> ProgressFnT | None:
     meta = (ctx.params or {}).get("_meta")
     if not isinstance(meta, dict) or meta.get("progressToken") is None:
         return None

@@ -94,7 +94,11 @@ class DecisionError(MCPError):
     """A denial or hold on its way to the client as a JSON-RPC error."""
 
     def __init__(self, decision: Decision, exchange: Exchange) -> None:
-        code = HELD_FOR_APPROVAL if decision.verdict is Verdict.HOLD else _CODE_BY_REASON.get(decision.reason, DENIED)
+        code = (
+            HELD_FOR_APPROVAL
+            if decision.verdict is Verdict.HOLD
+            else _CODE_BY_REASON.get(decision.reason, DENIED)
+        )
         data = {"reason": decision.reason, "correlation_id": exchange.correlation_id, **decision.data}
         super().__init__(code, decision.detail or decision.reason, data)
         self.decision = decision
@@ -234,7 +238,9 @@ class Pipeline:
             logger.error("audit write failed [%s]: %s", exchange.correlation_id, _one_line(exc))
 
 
-async def _ask(guard: Guard, check: Callable[[Exchange], Awaitable[Decision]], exchange: Exchange) -> Decision:
+async def _ask(
+    guard: Guard, check: Callable[[Exchange], Awaitable[Decision]], exchange: Exchange
+) -> Decision:
     try:
         return await check(exchange)
     except Exception as exc:  # fail closed: a guard that crashes denies

@@ -72,7 +72,9 @@ class Router:
         if method in _NAMED:
             name = params.get("name")
             if not isinstance(name, str) or not TOOL_NAME_PATTERN.fullmatch(name):
-                raise RoutingError(reasons.INVALID_NAME, "the name must be 1-128 characters of A-Z a-z 0-9 _ . -")
+                raise RoutingError(
+                    reasons.INVALID_NAME, "the name must be 1-128 characters of A-Z a-z 0-9 _ . -"
+                )
             arguments = params.get("arguments")
             if arguments is not None and not isinstance(arguments, dict):
                 raise RoutingError(reasons.INVALID_REQUEST, "arguments must be an object")

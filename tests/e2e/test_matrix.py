@@ -18,9 +18,13 @@ MODERN, LEGACY = "2026-07-28", "2025-11-25"
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 @pytest.mark.parametrize("upstream", ["stdio", "http"])
 @pytest.mark.parametrize("front", ["stdio", "http"])
-async def test_tools_prompts_resources_through_gateway(front: str, upstream: str, mode: str, tmp_path: Path) -> None:
+async def test_tools_prompts_resources_through_gateway(
+    front: str, upstream: str, mode: str, tmp_path: Path
+) -> None:
     with contextlib.ExitStack() as stack:
-        entry = stdio_upstream("alpha") if upstream == "stdio" else stack.enter_context(http_upstream("alpha"))
+        entry = (
+            stdio_upstream("alpha") if upstream == "stdio" else stack.enter_context(http_upstream("alpha"))
+        )
         config = write_config(tmp_path, {"alpha": entry})
         async with gateway_client(front, config, mode) as client:
             assert client.protocol_version == (MODERN if mode == "auto" else LEGACY)

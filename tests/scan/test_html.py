@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from mcpwarden.scan.html import render_html
-from tests.scan.test_reports import HOSTILE, sample_report
+from tests.scan.test_reports import sample_report
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -68,12 +68,17 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     dialogs: list[str] = []
     console_errors: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=60_000)
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=60_000
+        )
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.on("request", lambda request: requests.append(request.url))
             page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-            page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
+            page.on(
+                "console",
+                lambda message: console_errors.append(message.text) if message.type == "error" else None,
+            )
             page.goto(page_file.as_uri(), wait_until="load", timeout=30_000)
             rows = page.locator("section.server tbody tr")
             assert rows.count() == sum(len(server.findings) for server in report.servers)

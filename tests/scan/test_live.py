@@ -8,13 +8,14 @@ environment, timeouts and failures.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
-from mcpwarden.scan.live import Inventory, fetch_inventory, inventory_findings, name_skeleton
+from mcpwarden.scan.live import Inventory, fetch_inventory, inventory_findings, name_skeleton, risk_tier
 from mcpwarden.scan.model import ScanReport, ServerEntry, ServerResult
 from mcpwarden.scan.runner import ScanOptions, run_scan
 from mcpwarden.scan.targets import parse_config_file
@@ -28,7 +29,7 @@ MALICIOUS = sorted(name for name, fixture in CATALOGUE.items() if fixture.expect
 
 
 def _scan(entries: list[ServerEntry], tmp: Path, **options: Any) -> ScanReport:
-    settings = ScanOptions(run_stdio=True, timeout=30, pins=tmp / "pins.json", **options)
+    settings = ScanOptions(**{"run_stdio": True, "timeout": 30, "pins": tmp / "pins.json", **options})
     return anyio.run(lambda: run_scan(entries, settings))
 
 
@@ -58,8 +59,10 @@ def _ids(result: ServerResult) -> set[str]:
     return {finding.id for finding in result.findings}
 
 
-@pytest.mark.parametrize("name", MALICIOUS + ["squatter", "duplicate"])
-def test_malicious_fixture_is_flagged_with_the_right_finding(name: str, table: dict[str, ServerResult]) -> None:
+@pytest.mark.parametrize("name", [*MALICIOUS, "squatter", "duplicate"])
+def test_malicious_fixture_is_flagged_with_the_right_finding(
+    name: str, table: dict[str, ServerResult]
+) -> None:
     result = table[name]
     assert result.live == "ok", result.live_error
     missing = set(CATALOGUE[name].expected) - _ids(result)
@@ -112,7 +115,8 @@ def test_stdio_server_gets_a_scrubbed_environment(tmp_path: Path, monkeypatch: p
     monkeypatch.setenv("SCAN_TEST_CANARY_TOKEN", "must-not-leak")
     monkeypatch.setenv("FROM_REFERENCE", "expanded")
     config = write_config(
-        tmp_path / "c.json", {"env": stdio_entry("env-names", env={"OWN_VAR": "1", "REF_VAR": "${FROM_REFERENCE}"})}
+        tmp_path / "c.json",
+        {"env": stdio_entry("env-names", env={"OWN_VAR": "1", "REF_VAR": "${FROM_REFERENCE}"})},
     )
     (entry,) = parse_config_file(config)
     inventory = anyio.run(lambda: fetch_inventory(entry, 30))
@@ -135,8 +139,10 @@ def test_unstartable_and_hanging_servers_fail_within_the_deadline(tmp_path: Path
         ServerEntry(name="crash", source="c", transport="stdio", command=sys.executable, args=(str(crash),)),
         ServerEntry(name="missing", source="c", transport="stdio", command="/nonexistent/mcp-server"),
     ]
-    with anyio.fail_after(30):
-        report = _scan(entries, tmp_path, timeout=3)
+    started = time.monotonic()
+    report = _scan(entries, tmp_path, timeout=3)
+    # Concurrent, each under its own 3 s deadline: one hung server does not hold up the others.
+    assert time.monotonic() - started < 15
     for result in report.servers:
         assert result.live == "failed"
         assert "connection-failed" in _ids(result)
@@ -158,9 +164,17 @@ def test_stdio_servers_are_not_started_without_run_stdio(tmp_path: Path) -> None
 def test_icon_urls_and_names_in_inventory_findings() -> None:
     inventory = Inventory(
         tools=(
-            {"name": "ok_tool", "description": "Lists files.", "inputSchema": {"type": "object"},
-             "icons": [{"src": "javascript:alert(1)"}]},
-            {"name": "bad name with spaces", "description": "Lists files.", "inputSchema": {"type": "object"}},
+            {
+                "name": "ok_tool",
+                "description": "Lists files.",
+                "inputSchema": {"type": "object"},
+                "icons": [{"src": "javascript:alert(1)"}],
+            },
+            {
+                "name": "bad name with spaces",
+                "description": "Lists files.",
+                "inputSchema": {"type": "object"},
+            },
         )
     )
     ids = {(f.id, f.tool) for f in inventory_findings(inventory)}
@@ -174,3 +188,34 @@ def test_name_skeleton_folds_lookalikes_only() -> None:
     assert name_skeleton("list_files") != name_skeleton("listFiles")
 
 
+@pytest.mark.parametrize(
+    ("tool", "flagged"),
+    [
+        ({"name": "delete_repo", "annotations": {"readOnlyHint": True}}, True),
+        ({"name": "runCommand", "annotations": {"destructiveHint": False}}, True),
+        ({"name": "send_email", "annotations": {"readOnlyHint": True}}, True),
+        ({"name": "search_notes", "annotations": {"readOnlyHint": True}}, False),
+        ({"name": "delete_repo", "annotations": {"destructiveHint": True}}, False),
+        ({"name": "delete_repo"}, False),
+    ],
+)
+def test_misleading_annotations(tool: dict[str, Any], flagged: bool) -> None:
+    findings = inventory_findings(
+        Inventory(tools=({**tool, "description": "", "inputSchema": {"type": "object"}},))
+    )
+    assert ("misleading-annotations" in {f.id for f in findings}) is flagged
+
+
+@pytest.mark.parametrize(
+    ("name", "tier"),
+    [
+        ("delete_repo", "destructive"),
+        ("deleteRepo", "destructive"),
+        ("run_command", "execute"),
+        ("send_email", "write"),
+        ("search_notes", "read"),
+        ("format_text", "read"),
+    ],
+)
+def test_risk_tiers(name: str, tier: str) -> None:
+    assert risk_tier({"name": name}) == tier

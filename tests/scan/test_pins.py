@@ -10,7 +10,11 @@ import pytest
 
 from mcpwarden.scan.pins import PinFile, definition_hash
 
-TOOL: dict[str, Any] = {"name": "fact", "description": "A fact.", "inputSchema": {"type": "object", "properties": {}}}
+TOOL: dict[str, Any] = {
+    "name": "fact",
+    "description": "A fact.",
+    "inputSchema": {"type": "object", "properties": {}},
+}
 
 
 def _ids(findings: list[Any]) -> list[tuple[str, str | None]]:
@@ -18,7 +22,11 @@ def _ids(findings: list[Any]) -> list[tuple[str, str | None]]:
 
 
 def test_hash_is_canonical_and_ignores_meta() -> None:
-    reordered = {"inputSchema": {"properties": {}, "type": "object"}, "description": "A fact.", "name": "fact"}
+    reordered = {
+        "inputSchema": {"properties": {}, "type": "object"},
+        "description": "A fact.",
+        "name": "fact",
+    }
     assert definition_hash(TOOL) == definition_hash(reordered)
     assert definition_hash(TOOL) == definition_hash({**TOOL, "_meta": {"ts": 1}})
     assert definition_hash(TOOL) != definition_hash({**TOOL, "description": "A fact. "})
@@ -36,7 +44,9 @@ def test_first_scan_records_then_drift_is_reported_until_accepted(tmp_path: Path
     extra = {**TOOL, "name": "new_tool"}
     for _ in range(2):  # reported on every scan, not only the first one after the change
         pins = PinFile.load(path)
-        findings = pins.check("srv|cmd", {"fact": changed, "new_tool": extra}, "be evil", accept_changes=False)
+        findings = pins.check(
+            "srv|cmd", {"fact": changed, "new_tool": extra}, "be evil", accept_changes=False
+        )
         pins.save()
         assert ("tool-changed", "fact") in _ids(findings)
         assert ("instructions-changed", None) in _ids(findings)
@@ -48,8 +58,12 @@ def test_first_scan_records_then_drift_is_reported_until_accepted(tmp_path: Path
     pins = PinFile.load(path)
     assert pins.check("srv|cmd", {"fact": changed, "new_tool": extra}, "be evil", accept_changes=True)
     pins.save()
-    assert PinFile.load(path).check("srv|cmd", {"fact": changed, "new_tool": extra}, "be evil",
-                                    accept_changes=False) == []
+    assert (
+        PinFile.load(path).check(
+            "srv|cmd", {"fact": changed, "new_tool": extra}, "be evil", accept_changes=False
+        )
+        == []
+    )
 
 
 def test_new_and_removed_tools(tmp_path: Path) -> None:

@@ -19,26 +19,47 @@ HOSTILE = "evil\x1b[2J\x1b]8;;https://evil.example\x07<script>alert(1)</script>\
 
 
 def sample_report(config: Path) -> ScanReport:
-    config.write_text('{\n  "mcpServers": {\n    "notes": {"command": "node"},\n    "calc": {"command": "npx"}\n  }\n}\n')
-    notes = ServerEntry(name="notes", source=str(config), transport="stdio", command="node", group=str(config))
+    config.write_text(
+        '{\n  "mcpServers": {\n    "notes": {"command": "node"},\n    "calc": {"command": "npx"}\n  }\n}\n'
+    )
+    notes = ServerEntry(
+        name="notes", source=str(config), transport="stdio", command="node", group=str(config)
+    )
     calc = ServerEntry(name="calc", source=str(config), transport="stdio", command="npx", group=str(config))
-    url = ServerEntry(name="127.0.0.1:1/mcp", source="http://127.0.0.1:1/mcp", transport="http",
-                      url="http://127.0.0.1:1/mcp", direct_url=True)
+    url = ServerEntry(
+        name="127.0.0.1:1/mcp",
+        source="http://127.0.0.1:1/mcp",
+        transport="http",
+        url="http://127.0.0.1:1/mcp",
+        direct_url=True,
+    )
     return ScanReport(
         servers=(
             ServerResult(notes, (), live="ok", tools=("search",)),
             ServerResult(
                 calc,
                 (
-                    ScanFinding("tool-poisoning", "critical", "Tool poisoning", "detail", "add", HOSTILE, "tool"),
-                    ScanFinding("unpinned-package", "high", "Unpinned package", "detail", None, "npx -y calc", "command"),
+                    ScanFinding(
+                        "tool-poisoning", "critical", "Tool poisoning", "detail", "add", HOSTILE, "tool"
+                    ),
+                    ScanFinding(
+                        "unpinned-package",
+                        "high",
+                        "Unpinned package",
+                        "detail",
+                        None,
+                        "npx -y calc",
+                        "command",
+                    ),
                     ScanFinding("tool-added", "medium", "New tool", tool=HOSTILE, location="tool"),
                     ScanFinding("live-checks-skipped", "info", "Skipped"),
                 ),
                 live="ok",
                 tools=("add",),
             ),
-            ServerResult(url, (ScanFinding("unauthenticated-access", "high", "Open", location="http"),), live="ok"),
+            ServerResult(
+                url, (ScanFinding("unauthenticated-access", "high", "Open", location="http"),), live="ok"
+            ),
         ),
         files_read=(str(config),),
         warnings=("a warning with \x1b[31mcolour\x1b[0m",),
@@ -97,7 +118,9 @@ def test_sarif_shape_for_github_code_scanning(tmp_path: Path) -> None:
     assert location["artifactLocation"]["uri"] == "c.json"
     assert location["region"]["startLine"] == 4
     url_result = next(r for r in results if r["ruleId"] == "unauthenticated-access")
-    assert url_result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "http://127.0.0.1:1/mcp"
+    assert (
+        url_result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "http://127.0.0.1:1/mcp"
+    )
     fingerprints = [r["partialFingerprints"]["mcpwardenFinding/v1"] for r in results]
     assert len(set(fingerprints)) == len(fingerprints)
 

@@ -26,8 +26,14 @@ def test_claude_desktop_and_cursor_mcpservers(tmp_path: Path) -> None:
         json.dumps(
             {
                 "mcpServers": {
-                    "fs": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/tmp"]},
-                    "remote": {"url": "https://mcp.example/mcp", "headers": {"Authorization": "Bearer ${TOKEN}"}},
+                    "fs": {
+                        "command": "npx",
+                        "args": ["-y", "@modelcontextprotocol/server-filesystem", "/tmp"],
+                    },
+                    "remote": {
+                        "url": "https://mcp.example/mcp",
+                        "headers": {"Authorization": "Bearer ${TOKEN}"},
+                    },
                     "off": {"command": "node", "args": ["x.js"], "disabled": True},
                 }
             }
@@ -68,7 +74,9 @@ def test_vscode_settings_both_spellings(tmp_path: Path) -> None:
 
 
 def test_windsurf_server_url(tmp_path: Path) -> None:
-    path = _write(tmp_path / "mcp_config.json", '{"mcpServers": {"w": {"serverUrl": "https://w.example/mcp"}}}')
+    path = _write(
+        tmp_path / "mcp_config.json", '{"mcpServers": {"w": {"serverUrl": "https://w.example/mcp"}}}'
+    )
     assert _names(path) == {"w": ("http", None, (), "https://w.example/mcp")}
 
 
@@ -116,7 +124,11 @@ def test_continue_yaml_and_json(tmp_path: Path) -> None:
     json_path = _write(
         tmp_path / "config.json",
         json.dumps(
-            {"experimental": {"modelContextProtocolServers": [{"transport": {"type": "stdio", "command": "node"}}]}}
+            {
+                "experimental": {
+                    "modelContextProtocolServers": [{"transport": {"type": "stdio", "command": "node"}}]
+                }
+            }
         ),
     )
     assert _names(yaml_path) == {"sqlite": ("stdio", "uvx", ("mcp-server-sqlite",), None)}
@@ -137,7 +149,7 @@ def test_mcpwarden_config_keeps_references(tmp_path: Path) -> None:
 
 def test_invalid_mcpwarden_config_is_a_target_error(tmp_path: Path) -> None:
     path = _write(tmp_path / "bad.yaml", "servers:\n  x:\n    command: a\n    url: http://b\n")
-    with pytest.raises(TargetError, match="bad.yaml"):
+    with pytest.raises(TargetError, match=r"bad\.yaml"):
         parse_config_file(path)
 
 
@@ -157,18 +169,32 @@ def test_urls_and_missing_files(tmp_path: Path) -> None:
 
 def test_strip_jsonc_keeps_slashes_in_strings() -> None:
     text = '{"u": "https://a//b", "s": "/* not a comment */", "e": "quote \\" // still string"} // tail'
-    assert json.loads(strip_jsonc(text)) == {"u": "https://a//b", "s": "/* not a comment */", "e": 'quote " // still string'}
+    assert json.loads(strip_jsonc(text)) == {
+        "u": "https://a//b",
+        "s": "/* not a comment */",
+        "e": 'quote " // still string',
+    }
 
 
 def test_discover_reads_known_locations_under_home(tmp_path: Path) -> None:
     home, project = tmp_path / "home", tmp_path / "project"
-    _write(home / ".config" / "Claude" / "claude_desktop_config.json", '{"mcpServers": {"a": {"command": "node"}}}')
-    _write(home / "Library" / "Application Support" / "Claude" / "claude_desktop_config.json",
-           '{"mcpServers": {"mac": {"command": "node"}}}')
-    _write(home / "AppData" / "Roaming" / "Claude" / "claude_desktop_config.json",
-           '{"mcpServers": {"win": {"command": "node"}}}')
+    _write(
+        home / ".config" / "Claude" / "claude_desktop_config.json",
+        '{"mcpServers": {"a": {"command": "node"}}}',
+    )
+    _write(
+        home / "Library" / "Application Support" / "Claude" / "claude_desktop_config.json",
+        '{"mcpServers": {"mac": {"command": "node"}}}',
+    )
+    _write(
+        home / "AppData" / "Roaming" / "Claude" / "claude_desktop_config.json",
+        '{"mcpServers": {"win": {"command": "node"}}}',
+    )
     _write(home / ".cursor" / "mcp.json", '{"mcpServers": {"b": {"url": "https://b.example/mcp"}}}')
-    _write(home / ".codeium" / "windsurf" / "mcp_config.json", '{"mcpServers": {"c": {"serverUrl": "https://c.example"}}}')
+    _write(
+        home / ".codeium" / "windsurf" / "mcp_config.json",
+        '{"mcpServers": {"c": {"serverUrl": "https://c.example"}}}',
+    )
     _write(home / ".claude.json", '{"projects": {"/p": {"mcpServers": {"d": {"command": "node"}}}}}')
     _write(home / ".config" / "Code" / "User" / "mcp.json", '{"servers": {"e": {"command": "node"}}}')
     _write(home / ".config" / "zed" / "settings.json", '{"context_servers": {"f": {"command": "node"}}}')

@@ -33,6 +33,14 @@ KINDS: tuple[str, ...] = get_args(Kind)
 _DEFAULT_THRESHOLD = 0.5
 # Personal data that is blocking in an argument: numbers with a checksum or an id format.
 _SENSITIVE_PII = frozenset({"credit-card", "iban", "us-ssn", "uk-nino", "es-dni"})
+_SEMANTIC_RULES = frozenset(
+    {
+        "hidden-instruction-tag", "model-addressed-instruction", "concealment", "sensitive-file-reference",
+        "credential-solicitation", "context-solicitation", "system-prompt-solicitation", "tool-shadowing",
+        "preference-manipulation", "coercion", "exfiltration-channel", "recipient-redirect",
+        "instruction-override", "fake-role-marker", "dangerous-command",
+    }
+)
 _MAX_SCAN_CHARS = 1_000_000  # beyond this only the head and tail are scored (size caps are the gateway's job)
 
 
@@ -80,6 +88,7 @@ class _Evidence:
 def _structural(norm: NormalizedText, kind: str, ev: _Evidence) -> None:
     text = norm.original
     vs_count = 0
+    zw_count = sum(1 for r, _s, _e in norm.removed if r == "zero-width-character")
     for rule, s, e in norm.removed:
         chunk = text[s:e]
         if rule == "ansi-escape" and _ANSI_CONCEAL_RE.match(chunk):
@@ -93,6 +102,8 @@ def _structural(norm: NormalizedText, kind: str, ev: _Evidence) -> None:
             # Flag emoji (England, Scotland, Wales) are tag sequences of a few lowercase letters.
             if len(decoded) <= 6 and decoded.isalpha():
                 continue
+        if rule == "zero-width-character" and kind in METADATA_KINDS and zw_count >= 3:
+            weight = 0.45  # several zero-width characters in metadata: someone is hiding something
         if rule == "bidi-control" and kind in METADATA_KINDS:
             strong = True  # no tool name or description needs its display order reversed
         ev.add(rule, weight, strong, s, e)
@@ -136,6 +147,11 @@ def score_text(text: str, kind: str, model: Model | None, *, use_rules: bool = T
                     # An instruction someone bothered to encode is worse than a plain one.
                     ev.add("encoded-payload", 0.5, hit.strong, s, e)
         _secrets(text, kind, ev)
+        semantic = [r for r in ev.weights if r in _SEMANTIC_RULES]
+        if kind in METADATA_KINDS and len(semantic) >= 3:
+            # Three independent kinds of evidence (say a file path, an instruction to the model and
+            # concealment) in one definition: measured to occur in no registry tool.
+            ev.add("multiple-indicators", 0.6, True, 0, len(text))
 
     rule_keep = 1.0
     for w in ev.weights.values():

@@ -67,6 +67,7 @@ _STRIP_RE = re.compile("(?:" + _ANSI_RE.pattern + ")|[" + _INVISIBLE_CLASS + "]+
 # Anything outside printable ASCII (plus \t \n) sends a text down the slow path.
 _NEEDS_WORK_RE = re.compile(r"[^\t\n\x20-\x7e]")
 
+_ZW_TO_SPACE = str.maketrans(dict.fromkeys(_ZERO_WIDTH, " "))
 _TAG_RE = re.compile("[\U000e0000-\U000e007f]+")
 _VS_RE = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
 
@@ -104,7 +105,7 @@ _ASCII_LETTER_RE = re.compile(r"[A-Za-z]")
 # Encoded runs worth decoding. Lengths are chosen so ordinary identifiers and hashes rarely match
 # and a decoded payload is long enough to carry an instruction.
 _B64_RE = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{20,}={0,2}")
-_HEX_RE = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[ :]?){12,}|(?:\\x[0-9A-Fa-f]{2}){6,}")
+_HEX_RE = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{2}(?:[ :]?[0-9A-Fa-f]{2}){11,}(?![0-9A-Fa-f])|(?:\\x[0-9A-Fa-f]{2}){6,}")
 _PCT_RE = re.compile(r"(?:[A-Za-z0-9._~+-]*%[0-9A-Fa-f]{2}){6,}[A-Za-z0-9._~+-]*")
 _WORDISH_RE = re.compile(r"[A-Za-z]{2,}")
 
@@ -299,6 +300,16 @@ def normalize(text: str) -> NormalizedText:
             emit_linear(" ", m.start())
         pos = m.end()
     emit(text[pos:], pos)
+
+    # Zero-width characters are used both to split a keyword ("pass\u200bword") and to stand in
+    # for spaces ("send\u200ball\u200bkeys"); the main view reads the first way, this view the
+    # second. Replacing one character by one space keeps offsets, so the view maps trivially.
+    zw_count = sum(1 for rule, _s, _e in removed if rule == "zero-width-character")
+    if zw_count >= 2:
+        spaced = normalize(text.translate(_ZW_TO_SPACE)).main
+        derived.append(
+            View(spaced.text, spaced.lower, spaced.anchors, spaced.origins, spaced.linear, spaced.origin_end, "zero-width-spaced")
+        )
 
     joined = "".join(parts)
     if _MIXED_WORD_RE.search(joined):

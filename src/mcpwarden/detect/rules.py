@@ -65,7 +65,7 @@ _META = METADATA_KINDS
 _W = r"(?:\s+\S+){0,4}?"  # up to four filler words
 _SENSITIVE_PATH = r"""
     (?:~|\$home|%userprofile%|/home/\w+|/users/\w+|/root)?/?\.ssh(?:/|\b)
-  | \bid_(?:rsa|dsa|ecdsa|ed25519)\b
+  | (?:\b|_)id_(?:rsa|dsa|ecdsa|ed25519)\b
   | (?<![\w.])\.env\b(?!\w*\s*(?:var|variable))
   | \.aws/(?:credentials|config)
   | /etc/(?:passwd|shadow|sudoers|hosts)\b
@@ -80,7 +80,7 @@ _SENSITIVE_PATH = r"""
 RULES: tuple[Rule, ...] = (
     _r(
         "hidden-instruction-tag",
-        r"""<\s*/?\s*(?:important|system|instructions?|secret|hidden|admin|critical|priority|sys
+        r"""(?<![/\w])<\s*/?\s*(?:important|system|instructions?|secret|hidden|admin|critical|priority|sys
             |assistant[_ -]?(?:only|note)|ai[_ -]?(?:only|note)|note[_ -]to[_ -](?:the[_ -])?(?:ai|assistant|model|llm))
             (?:\s[^<>]{0,40})?>
           | \[\s*/?(?:system|important|hidden|admin)(?:\s+(?:note|message|instructions?))?\s*\]
@@ -126,8 +126,10 @@ RULES: tuple[Rule, ...] = (
         r"""\b(?:do\s+not|don'?t|never|must\s+not|should\s+not|shouldn'?t|avoid|without)\s+(?:ever\s+)?
             (?:mention(?:ing)?|tell(?:ing)?|reveal(?:ing)?|inform(?:ing)?|notify(?:ing)?|show(?:ing)?|disclos(?:e|ing)|alert(?:ing)?|let(?:ting)?|mak(?:e|ing)|say(?:ing)?|explain(?:ing)?|report(?:ing)?|ask(?:ing)?|display(?:ing)?|log(?:ging)?|acknowledg(?:e|ing)|warn(?:ing)?|confirm(?:ing)?\s+with)
             (?:\s+\S+){0,6}?\s+(?:the\s+|your\s+)?(?:user|human|operator|person|customer|client|developer|owner)s?\b
+          | \b(?:do\s+not|don'?t|never|must\s+not)\s+(?:ever\s+)?(?:mention|reveal|disclose|admit|say|acknowledge)\s+(?:that\s+you|these\s+instructions|this\s+(?:note|instruction|step|requirement)|the\s+(?:instructions|note|file|step))
           | \b(?:user|human)s?\s+(?:must|should|will|need|does|do|can)\s*(?:not|n't|never)\s+(?:\w+\s+){0,2}?(?:know|see|notice|find\s+out|be\s+(?:told|informed|aware|notified|shown))
-          | \b(?:keep|remain)\s+(?:this|it|these|the\s+\w+)\s+(?:\w+\s+)?(?:secret|hidden|confidential|private|invisible|between\s+us)
+          | \b(?:keep|remain)\s+(?:this|it|these|the\s+\w+)\s+(?:\w+\s+)?(?:secret|hidden|confidential|private|invisible)\s+from\s+(?:the\s+)?(?:user|human|operator)
+          | \b(?:keep|remain)\s+(?:this|it|these)\s+(?:\w+\s+)?between\s+(?:us|you\s+and\s+(?:me|the\s+tool))
           | \b(?:silently|secretly|covertly|quietly|discreetly|invisibly|surreptitiously|stealthily)\s+(?:\w+\s+){0,2}?(?:send|read|forward|include|pass|copy|add|upload|post|exfiltrate|change|replace|redirect|bcc|call|append|collect|transmit)
           | \b(?:this|it)\s+is\s+(?:an?\s+)?(?:implementation\s+detail|internal\s+(?:detail|requirement)).{0,60}?(?:user|mention|tell)
           | \bwithout\s+(?:the\s+)?(?:user|human)(?:'s)?\s+(?:knowledge|knowing|noticing|consent|awareness|permission)""",
@@ -147,11 +149,28 @@ RULES: tuple[Rule, ...] = (
         r"""\b(?:conversation|chat|message|dialog(?:ue)?|session)[\s_-]?(?:history|log|transcript|so[\s_-]far|context)\b
           | \b(?:previous|prior|last|earlier|all|recent)\s+(?:\d+\s+)?(?:user\s+)?(?:messages|conversations|chats|prompts|replies)\b
           | \b(?:full|complete|entire|whole)\s+(?:list\s+of\s+)?(?:\w+\s+)?(?:messages|conversation|chat|context|history|contacts)\b
-          | \b(?:your|the|its)\s+(?:system|initial|original|hidden|internal|developer)[\s_-]?(?:prompt|instructions|message)\b
-          | \bsystem[\s_]prompt\b
-          | \b(?:other|all|available|your)\s+(?:available\s+)?(?:tools|functions)\s+(?:and\s+their\s+)?(?:descriptions|definitions|schemas|list)\b
-          | \bcontext[\s_-]?window\b""",
+          | \bsystem[\s_]prompt\b""",
         0.3,
+    ),
+    _r(
+        "system-prompt-solicitation",
+        r"""\b(?:your|the\s+assistant'?s|the\s+model'?s|its)\s+(?:own\s+)?(?:system|initial|original|hidden|internal|developer|secret)[\s_-]?(?:prompt|instructions|message)s?\b
+          | \bsystem[\s_-]?prompt[\s_-]?(?:dump|leak|verbatim|contents?|text)\b
+          | \b(?:all|every|any)\s+(?:the\s+)?instructions\s+you\s+(?:were|have\s+been)\s+given\b
+          | \b(?:contents?\s+of|dump|include|send|pass|share|copy)\s+(?:\w+\s+){0,2}?context[\s_-]?window\b
+          | \b(?:conversation|chat)\s+so\s+far\b
+          | \b(?:other|all|available|your)\s+(?:available\s+|other\s+)?(?:tools|functions)\s+(?:and\s+their\s+)?(?:descriptions|definitions|schemas)\b
+          | \bcontents?[\s_-](?:from|of)[\s_-](?:reading|the[\s_-]file|file)""",
+        0.5,
+    ),
+    _r(
+        "recipient-redirect",
+        r"""\b(?:change|replace|redirect|set|switch|override|modify|rewrite|update)\s+(?:the\s+|its\s+)?(?:\w+\s+)?(?:recipients?|destination|to[\s-]address|receiver|target|phone\s+number|email\s+address|account(?:\s+number)?)\b.{0,60}?\bto\s+(?:\+?\d[\d\s-]{6,}|\S+@\S+|https?://)
+          | \b(?:send|forward|redirect|route|bcc|cc|copy)\s+(?:all\s+|every\s+|any\s+)?(?:the\s+|its\s+)?(?:e-?mails?|messages?|replies|results?|outputs?|data|payloads?|files?|payments?|transfers?)\s+(?:also\s+)?(?:to|at)\s+(?:\+?\d[\d\s-]{6,}|\S+@\S+|https?://)
+          | \b(?:add|include|put)\s+\S+@\S+\s+(?:in|as|to)\s+(?:the\s+)?(?:bcc|cc)\b""",
+        0.6,
+        strong=True,
+        kinds=_META,
     ),
     _r(
         "tool-shadowing",
@@ -162,7 +181,7 @@ RULES: tuple[Rule, ...] = (
           | \b(?:change|replace|redirect|set|override|modify|switch|rewrite)\s+(?:the\s+)?(?:\w+\s+)?(?:recipients?|destination|to[\s-]address|receiver|target\s+(?:address|account|email|number)|phone\s+number|bcc|cc|email\s+address)\b
           | \b(?:send|forward|redirect|route|bcc|cc|copy)\s+(?:all\s+|every\s+|any\s+)?(?:the\s+)?(?:e-?mails?|messages?|replies|results?|outputs?|data|files?|payments?|transfers?)\s+(?:also\s+)?(?:to|at)\s+\S+
           | \binstead\s+of\s+(?:using\s+|calling\s+)?(?:the\s+)?\w+\s+(?:tool|function|server)\b.{0,30}?\b(?:use|call)\b""",
-        0.35,
+        0.4,
     ),
     _r(
         "preference-manipulation",
@@ -171,7 +190,7 @@ RULES: tuple[Rule, ...] = (
           | \b(?:do\s+not|don'?t|never)\s+(?:use|call|trust|recommend)\s+(?:any\s+)?(?:other|competing|alternative|different)\s+(?:tools|functions|servers|services|providers)\b
           | \bignore\s+(?:all\s+)?(?:other|competing)\s+(?:tools|functions|servers)\b
           | \b(?:other|competing)\s+(?:tools|servers|services)\s+(?:are|is)\s+(?:deprecated|unsafe|insecure|broken|malicious|unreliable)\b""",
-        0.35,
+        0.5,
     ),
     _r(
         "coercion",
@@ -226,6 +245,7 @@ RULES: tuple[Rule, ...] = (
           | \b(?:after|when)\s+(?:finishing|done|you\s+finish|completing)\b.{0,40}?\b(?:also|additionally|then)\b
           | \byou\s+are\s+(?:a|an|now)\b.{0,60}?\b(?:no|without)\s+(?:restrictions|rules|limits|filters)""",
         0.4,
+        strong=True,
         kinds=frozenset({"sampling"}),
     ),
 )

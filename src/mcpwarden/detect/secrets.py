@@ -131,13 +131,13 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str], int, _Check], ...] = (
     ("npm-token", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b"), 0, None),
     ("pypi-token", re.compile(r"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{40,}"), 0, None),
     ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{0,}"), 0, None),
-    ("url-credentials", re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s/:@]+:([^\s/@]{3,})@"), 1, None),
+    ("url-credentials", re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s/:@]+:(?!\[REDACTED:)([^\s/@]{3,})@"), 1, None),
     ("bearer-token", re.compile(r"(?i)\bbearer\s+([A-Za-z0-9._~+/-]{20,}=*)"), 1, None),
     (
         "password-assignment",
         re.compile(
             r"(?i)(?:password|passwd|pwd|passphrase|secret|api[_-]?key|apikey|access[_-]?key|auth[_-]?token"
-            r"|client[_-]?secret|private[_-]?key|token)[\"']?\s*(?:[:=]|=>)\s*[\"']?([^\s\"',;]{8,})"
+            r"|client[_-]?secret|private[_-]?key|token)[\"']?\s*(?:[:=]|=>)\s*[\"']?(?!\[REDACTED:)([^\s\"',;]{8,})"
         ),
         1,
         None,

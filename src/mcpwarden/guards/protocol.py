@@ -1,7 +1,7 @@
 """Protocol validation of what the upstreams offer, before a client sees it.
 
 Names that break the spec's tool-name rule (1-128 of A-Z a-z 0-9 _ . -) are withheld from listings:
-they are how look-alike squatting (`read_fіle` with a Cyrillic i) and invisible characters get into
+they are how look-alike squatting (`read_file` spelt with a Cyrillic letter) and invisible characters get into
 a model's context (THREATS C8, C13). A client can then never call them either, since the router
 only accepts names of the same shape.
 """

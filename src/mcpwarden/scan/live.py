@@ -40,6 +40,7 @@ __all__ = [
     "expand_references",
     "fetch_inventory",
     "inventory_findings",
+    "risk_tier",
     "scrubbed_environment",
 ]
 
@@ -76,7 +77,9 @@ def scrubbed_environment(entry: ServerEntry, environ: Mapping[str, str]) -> dict
     return base | {key: expand_references(value, environ) for key, value in entry.env}
 
 
-def _transport(entry: ServerEntry, timeout: float, errlog: Any) -> AbstractAsyncContextManager[Any]:
+def _transport(
+    entry: ServerEntry, errlog: Any, http_client: httpx2.AsyncClient
+) -> AbstractAsyncContextManager[Any]:
     environ = os.environ
     if entry.transport == "stdio":
         assert entry.command is not None
@@ -88,8 +91,6 @@ def _transport(entry: ServerEntry, timeout: float, errlog: Any) -> AbstractAsync
         )
         return stdio_client(params, errlog=errlog)
     assert entry.url is not None
-    headers = {key: expand_references(value, environ) for key, value in entry.headers}
-    http_client = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(timeout), follow_redirects=False)
     return streamable_http_client(expand_references(entry.url, environ), http_client=http_client)
 
 
@@ -116,7 +117,14 @@ def _describe(exc: BaseException) -> str:
 
 async def _collect(entry: ServerEntry, timeout: float, errlog: Any) -> Inventory:
     errors: list[str] = []
-    async with Client(_transport(entry, timeout, errlog), read_timeout_seconds=timeout, cache=None) as client:
+    headers = {key: expand_references(value, os.environ) for key, value in entry.headers}
+    # Our own HTTP client (closed here): the entry's headers, our deadline, no redirects off the endpoint.
+    async with (
+        httpx2.AsyncClient(
+            headers=headers, timeout=httpx2.Timeout(timeout), follow_redirects=False
+        ) as http_client,
+        Client(_transport(entry, errlog, http_client), read_timeout_seconds=timeout, cache=None) as client,
+    ):
         capabilities = client.server_capabilities
         tools: list[dict[str, Any]] = []
         prompts: list[dict[str, Any]] = []
@@ -196,6 +204,7 @@ def inventory_findings(inventory: Inventory) -> list[ScanFinding]:
     for tool in inventory.tools:
         name = str(tool.get("name", ""))
         findings += _name_findings(name, "tool")
+        findings += _annotation_findings(tool, name)
         detection = detect_tool(tool)
         if detection.flagged:
             findings.append(
@@ -259,6 +268,56 @@ def _text_item_findings(
     findings += _hidden_findings(item, name, location)
     findings += _icon_findings(item, name, location)
     return findings
+
+
+# Verbs that make a tool change or destroy state, execute code or move data out (LLM06).
+_DESTRUCTIVE = re.compile(
+    r"(^|[_\-.\s])(delete|remove|drop|destroy|erase|purge|wipe|truncate|kill|terminate|rm)([_\-.\s]|$)"
+)
+_EXECUTE = re.compile(r"(^|[_\-.\s])(exec|execute|run|shell|eval|spawn|command|script)([_\-.\s]|$)")
+_WRITE = re.compile(
+    r"(^|[_\-.\s])(write|create|update|edit|set|put|post|send|upload|push|commit|merge|move|rename|transfer|pay|"
+    r"publish|deploy|install|insert|modify|patch|approve|invite|share|email|message)([_\-.\s]|$)"
+)
+
+
+def risk_tier(tool: Mapping[str, Any]) -> str:
+    """What calling the tool can do, judged from its name (annotations are untrusted hints):
+    `destructive`, `execute`, `write` or `read`. The gateway's approval rules start from the same tiers."""
+    name = re.sub(r"([a-z])([A-Z])", r"\1_\2", str(tool.get("name", ""))).lower()
+    if _DESTRUCTIVE.search(name):
+        return "destructive"
+    if _EXECUTE.search(name):
+        return "execute"
+    if _WRITE.search(name):
+        return "write"
+    return "read"
+
+
+def _annotation_findings(tool: Mapping[str, Any], name: str) -> list[ScanFinding]:
+    annotations = tool.get("annotations")
+    if not isinstance(annotations, Mapping):
+        return []
+    tier = risk_tier(tool)
+    claims_read_only = annotations.get("readOnlyHint") is True
+    claims_harmless = annotations.get("destructiveHint") is False
+    if (tier in {"destructive", "execute"} and (claims_read_only or claims_harmless)) or (
+        tier == "write" and claims_read_only
+    ):
+        claim = "readOnlyHint: true" if claims_read_only else "destructiveHint: false"
+        return [
+            ScanFinding(
+                "misleading-annotations",
+                "medium",
+                "Tool annotations understate what the tool does",
+                f"The tool is named like a {tier} operation but claims {claim}. Annotations are untrusted "
+                "hints (MCP spec); clients that skip confirmation on them would run it unchecked.",
+                tool=name,
+                evidence=f"{visible(name)}: {claim}",
+                location="tool",
+            )
+        ]
+    return []
 
 
 def _name_findings(name: str, location: str) -> list[ScanFinding]:
@@ -360,9 +419,9 @@ def collision_findings(tools_by_server: Mapping[str, Sequence[str]]) -> dict[str
         if len(servers) < 2:
             continue
         for server, name in holders:
-            others = sorted(f"{other}:{other_name}" for other, other_name in holders if other != server)
-            exact = [o for o in others if o.split(":", 1)[1] == name]
-            if exact and len(exact) == len(others):
+            rivals = sorted((other, other_name) for other, other_name in holders if other != server)
+            others = [f"{other}:{other_name}" for other, other_name in rivals]
+            if all(other_name == name for _, other_name in rivals):
                 findings[server].append(
                     ScanFinding(
                         "tool-name-collision",

@@ -81,6 +81,8 @@ class ServerResult:
     live: LiveStatus = "not-run"
     live_error: str | None = None
     tools: tuple[str, ...] = ()
+    # Tool name -> risk tier (read, write, execute, destructive), judged from names, not annotations.
+    tool_risks: tuple[tuple[str, str], ...] = ()
     prompts: tuple[str, ...] = ()
     resources: tuple[str, ...] = ()
     server_name: str | None = None

@@ -34,6 +34,8 @@ _MODERN_VERSION = "2026-07-28"
 class ProbeOutcome:
     findings: tuple[ScanFinding, ...]
     notes: tuple[str, ...]
+    # The endpoint answered an anonymous MCP request with 401/403: it wants credentials.
+    needs_auth: bool = False
 
 
 def _initialize_body() -> dict[str, Any]:
@@ -220,4 +222,4 @@ async def probe_http(url: str, *, timeout: float, test_token: str | None = None)
                 )
             elif served_anonymously:
                 notes.append("token audience not assessed: the server needs no token at all")
-    return ProbeOutcome(tuple(findings), tuple(notes))
+    return ProbeOutcome(tuple(findings), tuple(notes), needs_auth)

@@ -70,6 +70,7 @@ def report_to_dict(report: ScanReport) -> dict[str, Any]:
                 "server_name": server.server_name,
                 "protocol_version": server.protocol_version,
                 "tools": list(server.tools),
+                "tool_risks": dict(server.tool_risks),
                 "prompts": list(server.prompts),
                 "resources": list(server.resources),
                 "findings": [

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import anyio
 
-from mcpwarden.scan.live import Inventory, collision_findings, fetch_inventory, inventory_findings
+from mcpwarden.scan.live import Inventory, collision_findings, fetch_inventory, inventory_findings, risk_tier
 from mcpwarden.scan.model import (
     SEVERITY_ORDER,
     LiveStatus,
@@ -52,6 +52,7 @@ class _Live:
     error: str | None = None
     probe_findings: tuple[ScanFinding, ...] = ()
     probe_notes: tuple[str, ...] = ()
+    needs_auth: bool = False
 
 
 def _wants_live(entry: ServerEntry, options: ScanOptions) -> bool:
@@ -88,6 +89,7 @@ async def run_scan(
                             entry.url, timeout=options.timeout, test_token=options.test_token
                         )
                     state.probe_findings, state.probe_notes = outcome.findings, outcome.notes
+                    state.needs_auth = outcome.needs_auth
                 except Exception as exc:
                     state.probe_notes = (f"posture probes failed: {_describe(exc)}",)
             if on_progress is not None:
@@ -121,7 +123,20 @@ async def run_scan(
             status = "ok" if inventory is not None else "failed"
         elif entry.transport == "stdio":
             status = "skipped"
-        if state.error is not None:
+        if state.error is not None and state.needs_auth:
+            # A URL given without credentials that demands them: the expected, healthy answer.
+            findings.append(
+                ScanFinding(
+                    "live-checks-need-credentials",
+                    "info",
+                    "Live checks skipped: the server requires credentials",
+                    "The endpoint refused an anonymous connection (good). To check its tools, scan a client "
+                    "or mcpwarden config that carries the credentials.",
+                    evidence=state.error,
+                    location="http",
+                )
+            )
+        elif state.error is not None:
             findings.append(
                 ScanFinding(
                     "connection-failed",
@@ -150,6 +165,9 @@ async def run_scan(
                 live=status,
                 live_error=state.error,
                 tools=tuple(str(t.get("name", "")) for t in inventory.tools) if inventory else (),
+                tool_risks=tuple((str(t.get("name", "")), risk_tier(t)) for t in inventory.tools)
+                if inventory
+                else (),
                 prompts=tuple(str(p.get("name", "")) for p in inventory.prompts) if inventory else (),
                 resources=tuple(str(r.get("name", "")) for r in inventory.resources) if inventory else (),
                 server_name=inventory.server_name if inventory else None,

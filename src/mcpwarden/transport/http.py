@@ -13,16 +13,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from mcp.server.transport_security import TransportSecuritySettings
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mcpwarden.audit.log import SqliteAuditLog
+from mcpwarden.audit.log import SqliteAuditLog, audit_db_path
 from mcpwarden.config import Settings
 from mcpwarden.gateway import Gateway
 from mcpwarden.guards import build_guards
+from mcpwarden.transport.wire import parse_message
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +59,89 @@ def transport_security(settings: Settings, host: str) -> TransportSecuritySettin
     )
 
 
+class WireCheckMiddleware:
+    """Checks every POST to the MCP endpoint before the SDK sees it (THREATS A10, E1-E4, E19).
+
+    Order matters: a foreign Host or Origin is refused first (421/403), so a hostile page learns
+    nothing else; then the media types (415/406), the size (413, before the whole body is read)
+    and the JSON-RPC shape (400 with -32700/-32600, never echoing the input).
+    """
+
+    def __init__(self, app: ASGIApp, security: TransportSecuritySettings, max_body_bytes: int) -> None:
+        self.app = app
+        self.security = TransportSecurityMiddleware(security)
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        refusal = await self.security.validate_request(request, is_post=False)
+        if refusal is None and scope["method"] == "POST":
+            refusal = self._check_headers(request)
+            if refusal is None:
+                body, refusal = await self._read_body(receive)
+                if refusal is None:
+                    receive = _replay(body, receive)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _check_headers(self, request: Request) -> Response | None:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            return Response("Unsupported Media Type: Content-Type must be application/json", status_code=415)
+        accept = request.headers.get("accept", "").lower()
+        if "*/*" not in accept and not ("application/json" in accept and "text/event-stream" in accept):
+            return Response(
+                "Not Acceptable: Accept must list application/json and text/event-stream", status_code=406
+            )
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            return Response("Request body too large", status_code=413)
+        return None
+
+    async def _read_body(self, receive: Receive) -> tuple[bytes, Response | None]:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return b"", Response(status_code=400)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return b"", Response("Request body too large", status_code=413)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        _, error = parse_message(body)
+        if error is not None:
+            return b"", Response(error.to_json(), status_code=400, media_type="application/json")
+        return body, None
+
+
+def _replay(body: bytes, original: Receive) -> Receive:
+    """Hand the already-read body to the app, then the real stream (which reports disconnects)."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await original()
+
+    return receive
+
+
 def build_http_app(settings: Settings, host: str = "127.0.0.1") -> Starlette:
     """The whole ASGI application of `mcpwarden serve`."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    audit = SqliteAuditLog(settings.state_dir / "audit.db")
+    audit = SqliteAuditLog(audit_db_path(settings.state_dir))
     gateway = Gateway(
         settings,
         transport="http",
@@ -76,11 +157,10 @@ def build_http_app(settings: Settings, host: str = "127.0.0.1") -> Starlette:
         body["status"] = "ok" if ready else "starting"
         return JSONResponse(body, status_code=200 if ready else 503)
 
+    security = transport_security(settings, host)
+    max_body = settings.gateway.max_request_kb * 1024
     mcp_app = gateway.server.streamable_http_app(
-        streamable_http_path="/mcp",
-        host=host,
-        transport_security=transport_security(settings, host),
-        max_request_body_size=settings.gateway.max_request_kb * 1024,
+        streamable_http_path="/mcp", host=host, transport_security=security, max_request_body_size=max_body
     )
 
     @asynccontextmanager
@@ -95,7 +175,10 @@ def build_http_app(settings: Settings, host: str = "127.0.0.1") -> Starlette:
             audit.close()
 
     app = Starlette(
-        routes=[Route("/healthz", healthz, methods=["GET"]), Mount("/", app=mcp_app)],
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Mount("/", app=WireCheckMiddleware(mcp_app, security, max_body)),
+        ],
         lifespan=lifespan,
     )
     app.state.gateway = gateway

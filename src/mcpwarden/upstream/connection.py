@@ -186,7 +186,9 @@ class Upstream:
                 self.last_error = None
                 self._connected.set()
                 logger.info(
-                    "upstream %s connected (%s, %d tools)", self.server_id, client.protocol_version,
+                    "upstream %s connected (%s, %d tools)",
+                    self.server_id,
+                    client.protocol_version,
                     len(self.catalog.tools),
                 )
                 async with anyio.create_task_group() as tg:
@@ -231,7 +233,9 @@ class Upstream:
         if changed:
             await self._on_change(self.server_id, frozenset(changed))
 
-    async def _list_catalog(self, client: Client, kinds: frozenset[ChangeKind], instructions: str | None) -> Catalog:
+    async def _list_catalog(
+        self, client: Client, kinds: frozenset[ChangeKind], instructions: str | None
+    ) -> Catalog:
         previous = self.catalog
         tools, prompts = previous.tools, previous.prompts
         resources, templates = previous.resources, previous.templates
@@ -260,7 +264,10 @@ class Upstream:
                 break
         if len(items) > MAX_CATALOG_ITEMS:
             logger.warning(
-                "upstream %s listed %d %s; keeping the first %d", self.server_id, len(items), field,
+                "upstream %s listed %d %s; keeping the first %d",
+                self.server_id,
+                len(items),
+                field,
                 MAX_CATALOG_ITEMS,
             )
         return tuple(items[:MAX_CATALOG_ITEMS])
@@ -282,7 +289,12 @@ class Upstream:
 
     async def _listen(self, client: Client) -> None:
         """Modern upstreams deliver changes on a `subscriptions/listen` stream."""
-        from mcp.shared.subscriptions import PromptsListChanged, ResourcesListChanged, ResourceUpdated, ToolsListChanged
+        from mcp.shared.subscriptions import (
+            PromptsListChanged,
+            ResourcesListChanged,
+            ResourceUpdated,
+            ToolsListChanged,
+        )
 
         try:
             async with client.listen(
@@ -318,13 +330,17 @@ def _describe(exc: BaseException) -> str:
 async def _refuse_elicitation(
     context: ClientRequestContext, params: types.ElicitRequestParams
 ) -> types.ElicitResult | types.ErrorData:
-    return types.ErrorData(code=types.METHOD_NOT_FOUND, message="elicitation is not available through the gateway")
+    return types.ErrorData(
+        code=types.METHOD_NOT_FOUND, message="elicitation is not available through the gateway"
+    )
 
 
 async def _refuse_sampling(
     context: ClientRequestContext, params: types.CreateMessageRequestParams
 ) -> types.CreateMessageResult | types.CreateMessageResultWithTools | types.ErrorData:
-    return types.ErrorData(code=types.METHOD_NOT_FOUND, message="sampling is not available through the gateway")
+    return types.ErrorData(
+        code=types.METHOD_NOT_FOUND, message="sampling is not available through the gateway"
+    )
 
 
 async def _no_roots(context: ClientRequestContext) -> types.ListRootsResult | types.ErrorData:

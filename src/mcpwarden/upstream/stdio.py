@@ -66,7 +66,9 @@ async def stdio_transport(
     max_line_bytes: int,
     child: StdioChild,
     server_id: str,
-) -> AsyncIterator[tuple[MemoryObjectReceiveStream[SessionMessage | Exception], MemoryObjectSendStream[SessionMessage]]]:
+) -> AsyncIterator[
+    tuple[MemoryObjectReceiveStream[SessionMessage | Exception], MemoryObjectSendStream[SessionMessage]]
+]:
     """Start the child and yield (read, write) streams the SDK's ClientSession accepts."""
     process = await anyio.open_process(
         [command, *args],
@@ -146,7 +148,9 @@ def _parse_line(line: bytes, server_id: str) -> SessionMessage | Exception:
         return SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
     except ValueError as exc:
         # The content may be anything the child printed; log its size, not its text.
-        logger.warning("upstream %s wrote a line that is not a JSON-RPC message (%d bytes)", server_id, len(line))
+        logger.warning(
+            "upstream %s wrote a line that is not a JSON-RPC message (%d bytes)", server_id, len(line)
+        )
         return exc
 
 

@@ -1,0 +1,190 @@
+"""What the gateway costs: `tools/call` on a trivial tool, direct vs through mcpwarden, in one run.
+
+Four paths (direct stdio, gateway stdio->stdio, direct HTTP, gateway HTTP->HTTP), each measured
+sequentially and with 8 concurrent callers, interleaved over several rounds so a noisy neighbour
+hits every path alike; medians are reported, with the gateway's resident memory. Everything runs on
+127.0.0.1, is bounded in calls and time, and stops by itself.
+
+    python bench/overhead.py [--calls 500] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+from mcp import Client, StdioServerParameters
+
+HERE = Path(__file__).resolve().parent
+TRIVIAL = HERE / "trivial_server.py"
+PY = sys.executable
+CONCURRENCY = 8
+WARMUP = 30
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(url)
+
+
+@contextlib.contextmanager
+def process(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def rss_mb(pid: int) -> float:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def find_pid(marker: str) -> int | None:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if marker in (entry / "cmdline").read_bytes().decode(errors="replace") and "stdio" in (
+                    entry / "cmdline"
+                ).read_bytes().decode(errors="replace"):
+                    return int(entry.name)
+    return None
+
+
+async def measure(client: Client, tool: str, calls: int) -> dict[str, float]:
+    for _ in range(WARMUP):
+        await client.call_tool(tool, {"a": 1, "b": 2})
+    latencies: list[float] = []
+    started = time.perf_counter()
+    for i in range(calls):
+        t0 = time.perf_counter()
+        await client.call_tool(tool, {"a": i, "b": 1})
+        latencies.append(time.perf_counter() - t0)
+    sequential = calls / (time.perf_counter() - started)
+
+    per_worker = max(1, calls // CONCURRENCY)
+
+    async def worker() -> None:
+        for i in range(per_worker):
+            await client.call_tool(tool, {"a": i, "b": 2})
+
+    started = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for _ in range(CONCURRENCY):
+            tg.start_soon(worker)
+    concurrent = per_worker * CONCURRENCY / (time.perf_counter() - started)
+    latencies.sort()
+    return {
+        "seq_calls_s": sequential,
+        "conc_calls_s": concurrent,
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+    }
+
+
+@contextlib.asynccontextmanager
+async def path_client(name: str, workdir: Path, upstream_url: str) -> AsyncIterator[tuple[Client, str, int | None]]:
+    if name == "direct stdio":
+        async with Client(StdioServerParameters(command=PY, args=[str(TRIVIAL)])) as client:
+            yield client, "add", None
+    elif name == "gateway stdio":
+        config = workdir / "stdio.yaml"
+        config.write_text(json.dumps({
+            "servers": {"t": {"command": PY, "args": [str(TRIVIAL)]}}, "state_dir": str(workdir / "state-stdio"),
+        }))
+        params = StdioServerParameters(
+            command=PY, args=["-m", "mcpwarden.cli", "stdio", "-c", str(config), "--log-level", "warning"],
+            env=dict(os.environ),
+        )
+        async with Client(params) as client:
+            yield client, "t__add", find_pid(str(config))
+    elif name == "direct http":
+        async with Client(upstream_url) as client:
+            yield client, "add", None
+    else:
+        config = workdir / "http.yaml"
+        config.write_text(json.dumps({"servers": {"t": {"url": upstream_url}}, "state_dir": str(workdir / "state-http")}))
+        port = free_port()
+        args = [PY, "-m", "mcpwarden.cli", "serve", "-c", str(config), "--port", str(port), "--log-level", "warning"]
+        with process(args, workdir / "gateway-http.log") as proc:
+            wait_http(f"http://127.0.0.1:{port}/healthz")
+            async with Client(f"http://127.0.0.1:{port}/mcp") as client:
+                yield client, "t__add", proc.pid
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    paths = ["direct stdio", "gateway stdio", "direct http", "gateway http"]
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in paths}
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        port = free_port()
+        with process([PY, str(TRIVIAL), "--http", str(port)], workdir / "upstream.log"):
+            upstream_url = f"http://127.0.0.1:{port}/mcp"
+            wait_http(upstream_url)
+            for round_index in range(args.rounds):
+                for name in paths:
+                    with anyio.fail_after(300):
+                        async with path_client(name, workdir, upstream_url) as (client, tool, pid):
+                            figures = await measure(client, tool, args.calls)
+                            figures["rss_mb"] = rss_mb(pid) if pid else float("nan")
+                    results[name].append(figures)
+                    print(f"round {round_index + 1} {name:14s} {figures['seq_calls_s']:7.0f} calls/s", file=sys.stderr)
+
+    def median(name: str, key: str) -> float:
+        return statistics.median(r[key] for r in results[name])
+
+    print(f"\ntools/call on a trivial tool, {args.calls} calls x {args.rounds} rounds (medians), "
+          f"{CONCURRENCY} concurrent callers for the concurrent column\n")
+    header = f"{'path':15s} {'seq calls/s':>12s} {'conc calls/s':>13s} {'p50 ms':>8s} {'p99 ms':>8s} {'gw RSS MB':>10s}"
+    print(header)
+    print("-" * len(header))
+    for name in paths:
+        print(f"{name:15s} {median(name, 'seq_calls_s'):12.0f} {median(name, 'conc_calls_s'):13.0f} "
+              f"{median(name, 'p50_ms'):8.2f} {median(name, 'p99_ms'):8.2f} {median(name, 'rss_mb'):10.1f}")
+    print()
+    for transport in ("stdio", "http"):
+        direct, gateway = f"direct {transport}", f"gateway {transport}"
+        print(f"{transport:5s}: gateway/direct throughput {median(gateway, 'seq_calls_s') / median(direct, 'seq_calls_s'):.0%} "
+              f"sequential, {median(gateway, 'conc_calls_s') / median(direct, 'conc_calls_s'):.0%} concurrent; "
+              f"p50 added {median(gateway, 'p50_ms') - median(direct, 'p50_ms'):+.2f} ms")
+
+
+if __name__ == "__main__":
+    anyio.run(main)

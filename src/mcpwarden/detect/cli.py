@@ -1,0 +1,104 @@
+"""`mcpwarden detect`: score JSON Lines from stdin with the detection engine (CONTRACT.md).
+
+Input, one object per line: ``{"id": ..., "text": "...", "kind": "..."?}``. Output, one line per
+input line, in order: ``{"id", "score", "flagged", "reasons"}``. Choices made here:
+
+* the kind comes from the line, else ``--kind``, else ``tool_result`` — the most common text the
+  gateway scores, and the kind whose threshold assumes untrusted content;
+* a line that is not a JSON object, lacks a string ``text`` or names an unknown kind gets an output
+  line with an ``"error"`` field (and its ``id`` when one could be read) and the run continues;
+  blank lines are skipped (they carry no id to answer);
+* exit code 0 when stdin was read to the end, even if some lines were malformed; 2 when stdin
+  could not be read (e.g. invalid UTF-8) or ``--kind`` is unknown.
+
+Output is buffered and flushed every 256 lines, so large batches are not bound by write calls.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import typer
+
+from mcpwarden.detect.engine import KINDS, scan
+
+DEFAULT_KIND = "tool_result"
+_FLUSH_EVERY = 256
+
+
+def _answer(obj: Any, default_kind: str) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        return {"id": None, "error": "line is not a JSON object"}
+    ident = obj.get("id")
+    text = obj.get("text")
+    kind = obj.get("kind", default_kind)
+    if kind is None:
+        kind = default_kind
+    if not isinstance(text, str):
+        return {"id": ident, "error": "missing or non-string 'text'"}
+    if kind not in KINDS:
+        return {"id": ident, "error": f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}"}
+    finding = scan(text, kind)
+    return {"id": ident, "score": finding.score, "flagged": finding.flagged, "reasons": list(finding.reasons)}
+
+
+def run(lines: Any, out: Any, default_kind: str) -> int:
+    """Score every line of ``lines`` (an iterable of str) and write answers to ``out``."""
+    count = 0
+    for raw in lines:
+        line = raw.strip()
+        if not line:
+            continue
+        try:
+            obj = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            answer: dict[str, Any] = {"id": None, "error": f"invalid JSON: {exc}"[:200]}
+        else:
+            answer = _answer(obj, default_kind)
+        out.write(json.dumps(answer, ensure_ascii=False) + "\n")
+        count += 1
+        if count % _FLUSH_EVERY == 0:
+            out.flush()
+    out.flush()
+    return count
+
+
+def detect_command(
+    kind: str | None = typer.Option(
+        None,
+        "--kind",
+        help=(
+            "Kind of text when a line has no \"kind\": tool_description, tool_result, argument, "
+            f"server_instructions, elicitation or sampling (default: {DEFAULT_KIND})."
+        ),
+    ),
+) -> None:
+    """Score JSON Lines {"id", "text", "kind"?} from stdin; write {"id", "score", "flagged", "reasons"}."""
+    default_kind = kind or DEFAULT_KIND
+    if default_kind not in KINDS:
+        typer.echo(f"error: unknown --kind {default_kind!r}; expected one of {', '.join(KINDS)}", err=True)
+        raise typer.Exit(2)
+    stdin = sys.stdin
+    try:
+        stdin.reconfigure(encoding="utf-8", errors="strict")  # type: ignore[union-attr]
+    except (AttributeError, ValueError):
+        pass  # not a real text stream (e.g. a test runner's); use it as given
+    try:
+        run(stdin, sys.stdout, default_kind)
+    except (UnicodeDecodeError, OSError) as exc:
+        sys.stdout.flush()
+        typer.echo(f"error: could not read stdin: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def main() -> None:
+    """Run the command standalone: ``python -m mcpwarden.detect.cli``."""
+    app = typer.Typer(add_completion=False)
+    app.command("detect")(detect_command)
+    typer.main.get_command(app)(standalone_mode=True)
+
+
+if __name__ == "__main__":
+    main()
