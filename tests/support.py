@@ -95,6 +95,12 @@ def write_config(directory: Path, servers: Mapping[str, Any], **extra: Any) -> P
 @contextlib.contextmanager
 def http_gateway(config: Path, log: Path | None = None) -> Iterator[str]:
     """`mcpwarden serve` on a free port; yields the MCP endpoint URL once /healthz says ready."""
+    with http_gateway_process(config, log) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def http_gateway_process(config: Path, log: Path | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
     log_file = open(log or config.parent / "gateway.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
@@ -107,7 +113,7 @@ def http_gateway(config: Path, log: Path | None = None) -> Iterator[str]:
         wait_until(lambda: proc.poll() is not None or _http_ok(base + "/healthz"), 30, "gateway /healthz")
         if proc.poll() is not None:
             raise RuntimeError(f"gateway exited: {(config.parent / 'gateway.log').read_text()[-2000:]}")
-        yield base + "/mcp"
+        yield base + "/mcp", proc
     finally:
         proc.terminate()
         try:

@@ -53,8 +53,13 @@ Row = dict[str, Any]
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO / ".." / "shared" / "data"
 FILES = [
-    "docker_mcp_registry_tools", "bfcl_functions", "bipia_train", "slabs_prompt_injection",
-    "neuralchemy_prompt_injection", "yanismiraoui_prompt_injections", "credsweeper_fixtures",
+    "docker_mcp_registry_tools",
+    "bfcl_functions",
+    "bipia_train",
+    "slabs_prompt_injection",
+    "neuralchemy_prompt_injection",
+    "yanismiraoui_prompt_injections",
+    "credsweeper_fixtures",
 ]
 RESULT_SOURCES = ["bipia", "slabs", "neuralchemy"]
 
@@ -122,7 +127,7 @@ def tpr_at(y: Sequence[int], s: Sequence[float], fpr: float) -> float:
     pos = np.array([v for v, t in zip(s, y, strict=True) if t == 1])
     if len(neg) == 0 or len(pos) == 0:
         return float("nan")
-    k = int(math.floor(fpr * len(neg)))
+    k = math.floor(fpr * len(neg))
     thr = neg[len(neg) - 1 - k] if k < len(neg) else -np.inf
     return float((pos > thr).mean())
 
@@ -154,7 +159,9 @@ def template_set(tid: str) -> int:
     return int(hashlib.sha256(tid.encode()).hexdigest(), 16) % 2
 
 
-def evaluate(rows: list[Row], gen: list[Row], c: float, log: Any) -> tuple[dict[str, Any], dict[str, list[float]]]:
+def evaluate(
+    rows: list[Row], gen: list[Row], c: float, log: Any
+) -> tuple[dict[str, Any], dict[str, list[float]]]:
     results: dict[str, Any] = {}
     negatives: dict[str, list[float]] = defaultdict(list)
     base = [r for r in rows]
@@ -170,21 +177,31 @@ def evaluate(rows: list[Row], gen: list[Row], c: float, log: Any) -> tuple[dict[
     servers = np.array([server_of(r) for r in docker])
     pooled: dict[str, Any] = {"y": [], "engine": [], "rules": [], "classifier": []}
     hard: dict[str, Any] = {"y": [], "engine": [], "rules": [], "classifier": []}
-    for fold, (tr, te) in enumerate(GroupKFold(n_splits=5).split(docker, groups=servers)):
+    for fold, (_tr, te) in enumerate(GroupKFold(n_splits=5).split(docker, groups=servers)):
         test_servers = set(servers[te])
         train_rows = [
-            r for r in all_rows
+            r
+            for r in all_rows
             if not (r["src"] == "docker" and server_of(r) in test_servers)
-            and not (r["src"].startswith("generated") and (r["meta"]["server"].split(":", 1)[1] in test_servers
-                     or (r["label"] == 1 and template_set(r["meta"]["template"]) == 1)))
+            and not (
+                r["src"].startswith("generated")
+                and (
+                    r["meta"]["server"].split(":", 1)[1] in test_servers
+                    or (r["label"] == 1 and template_set(r["meta"]["template"]) == 1)
+                )
+            )
         ]
         test_pos = [
-            r for r in gen
-            if r["label"] == 1 and r["meta"]["server"].split(":", 1)[1] in test_servers
+            r
+            for r in gen
+            if r["label"] == 1
+            and r["meta"]["server"].split(":", 1)[1] in test_servers
             and template_set(r["meta"]["template"]) == 1
         ]
         test_neg = [docker[i] for i in te]
-        test_hard = [r for r in gen if r["label"] == 0 and r["meta"]["server"].split(":", 1)[1] in test_servers]
+        test_hard = [
+            r for r in gen if r["label"] == 0 and r["meta"]["server"].split(":", 1)[1] in test_servers
+        ]
         idx = [pos[id(r)] for r in train_rows]
         model = fit(x_all[idx], y_all[idx], cell_weights(train_rows), c)
         test = test_neg + test_pos
@@ -197,14 +214,19 @@ def evaluate(rows: list[Row], gen: list[Row], c: float, log: Any) -> tuple[dict[
         hard["y"] += [0] * len(test_hard)
         for k in hs:
             hard[k] += hs[k]
-        log(f"tool_description fold {fold}: {len(test_neg)} real tools, {len(test_pos)} poisoned, {time.time() - t0:.0f}s")
+        log(
+            f"tool_description fold {fold}: {len(test_neg)} real tools, {len(test_pos)} poisoned, "
+            f"{time.time() - t0:.0f}s"
+        )
     results["tool_description (Docker registry, by server; poisons from held-out templates)"] = metrics(
         pooled["y"], {k: pooled[k] for k in ("rules", "classifier", "engine")}
     )
     thr_td = float(np.quantile(negatives["tool_description"], 0.99))
-    results["tool_description hard negatives (benign insertions, held-out servers): FPR at shipped threshold"] = {
-        k: round(float(np.mean(np.array(hard[k]) >= thr_td)), 4) for k in ("engine",)
-    } | {"n": len(hard["y"])}
+    results[
+        "tool_description hard negatives (benign insertions, held-out servers): FPR at shipped threshold"
+    ] = {k: round(float(np.mean(np.array(hard[k]) >= thr_td)), 4) for k in ("engine",)} | {
+        "n": len(hard["y"])
+    }
 
     # BFCL as an unseen source of benign tool definitions.
     train_rows = [r for r in all_rows if r["src"] != "bfcl" and "bfcl" not in r["src"]]
@@ -241,11 +263,17 @@ def evaluate(rows: list[Row], gen: list[Row], c: float, log: Any) -> tuple[dict[
     for r in bipia:
         ctx_fold.setdefault((r["meta"].get("task"), r["meta"].get("context_index")), rng.randrange(5))
         if r["label"] == 1:
-            atk_fold.setdefault((r["meta"].get("attack_category"), r["meta"].get("attack_index")), rng.randrange(5))
+            atk_fold.setdefault(
+                (r["meta"].get("attack_category"), r["meta"].get("attack_index")), rng.randrange(5)
+            )
 
     def folds_of(r: Row) -> tuple[int, int]:
         c = ctx_fold[(r["meta"].get("task"), r["meta"].get("context_index"))]
-        a = atk_fold[(r["meta"].get("attack_category"), r["meta"].get("attack_index"))] if r["label"] == 1 else -1
+        a = (
+            atk_fold[(r["meta"].get("attack_category"), r["meta"].get("attack_index"))]
+            if r["label"] == 1
+            else -1
+        )
         return c, a
 
     ys: list[int] = []
@@ -296,12 +324,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         td = float(np.quantile(neg["tool_description"], 0.99))
         tr = float(np.quantile(neg["tool_result"], 0.99))
         thresholds = {
-            "tool_description": td, "server_instructions": td, "tool_result": tr,
-            "argument": tr, "elicitation": tr, "sampling": tr,
+            "tool_description": td,
+            "server_instructions": td,
+            "tool_result": tr,
+            "argument": tr,
+            "elicitation": tr,
+            "sampling": tr,
         }
-        results["yanismiraoui (multilingual, positives only; slabs held out): TPR at shipped tool_result threshold"] = round(
-            float(np.mean(np.array(neg["yanis_pos"]) >= tr)), 4
-        )
+        results[
+            "yanismiraoui (multilingual, positives only; slabs held out): TPR at shipped tool_result "
+            "threshold"
+        ] = round(float(np.mean(np.array(neg["yanis_pos"]) >= tr)), 4)
         results["thresholds"] = {k: round(v, 4) for k, v in thresholds.items()}
         results_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     else:
@@ -314,8 +347,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out / "model.npz", weights=model.weights.astype(np.float16))
     meta = {
-        "bits": BITS, "bias": model.bias, "thresholds": thresholds, "c": args.c, "seed": args.seed,
-        "n_train": len(all_rows), "n_generated": len(gen),
+        "bits": BITS,
+        "bias": model.bias,
+        "thresholds": thresholds,
+        "c": args.c,
+        "seed": args.seed,
+        "n_train": len(all_rows),
+        "n_generated": len(gen),
         "trained_on": sorted({r["src"] for r in all_rows}),
     }
     (args.out / "model.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")

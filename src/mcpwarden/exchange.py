@@ -62,7 +62,7 @@ class Exchange:
     exposed_name: str | None = None  # the name the client used (notes__search)
     arguments: dict[str, Any] | None = None
     request_bytes: int = 0
-    result: Any = None  # the result model on the way back (guards may replace it)
+    result: Any = None  # the wire-shaped result (JSON-ready dict) on the way back; guards may edit it
     response_bytes: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
     correlation_id: str = field(default_factory=lambda: uuid.uuid4().hex)

@@ -9,7 +9,10 @@ from mcpwarden.detect import find_secrets, redact
 POSITIVES = [
     ("aws-access-key", "key=AKIAIOSFODNN7EXAMPLE"),
     ("aws-secret-key", "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
-    ("private-key", "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE=\n-----END OPENSSH PRIVATE KEY-----"),
+    (
+        "private-key",
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE=\n-----END OPENSSH PRIVATE KEY-----",
+    ),
     ("private-key", "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA (truncated"),
     ("private-key", "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY-----"),
     ("github-token", "token ghp_16C7e42F292c6912E7710c838347Ae178B4a"),

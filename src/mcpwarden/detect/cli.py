@@ -16,6 +16,7 @@ Output is buffered and flushed every 256 lines, so large batches are not bound b
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from typing import Any
@@ -70,7 +71,7 @@ def detect_command(
         None,
         "--kind",
         help=(
-            "Kind of text when a line has no \"kind\": tool_description, tool_result, argument, "
+            'Kind of text when a line has no "kind": tool_description, tool_result, argument, '
             f"server_instructions, elicitation or sampling (default: {DEFAULT_KIND})."
         ),
     ),
@@ -81,10 +82,9 @@ def detect_command(
         typer.echo(f"error: unknown --kind {default_kind!r}; expected one of {', '.join(KINDS)}", err=True)
         raise typer.Exit(2)
     stdin = sys.stdin
-    try:
+    # A test runner's stdin may not be a real text stream; then it is used as given.
+    with contextlib.suppress(AttributeError, ValueError):
         stdin.reconfigure(encoding="utf-8", errors="strict")  # type: ignore[union-attr]
-    except (AttributeError, ValueError):
-        pass  # not a real text stream (e.g. a test runner's); use it as given
     try:
         run(stdin, sys.stdout, default_kind)
     except (UnicodeDecodeError, OSError) as exc:

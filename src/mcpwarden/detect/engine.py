@@ -26,7 +26,9 @@ from mcpwarden.detect.secrets import CREDENTIAL_KINDS, find_secrets
 
 __all__ = ["KINDS", "Finding", "Kind", "Span", "render_tool", "scan", "scan_tool", "score_text"]
 
-Kind = Literal["tool_description", "tool_result", "argument", "server_instructions", "elicitation", "sampling"]
+Kind = Literal[
+    "tool_description", "tool_result", "argument", "server_instructions", "elicitation", "sampling"
+]
 KINDS: tuple[str, ...] = get_args(Kind)
 
 # Used only if the shipped model has no threshold for a kind (it always should).
@@ -35,10 +37,21 @@ _DEFAULT_THRESHOLD = 0.5
 _SENSITIVE_PII = frozenset({"credit-card", "iban", "us-ssn", "uk-nino", "es-dni"})
 _SEMANTIC_RULES = frozenset(
     {
-        "hidden-instruction-tag", "model-addressed-instruction", "concealment", "sensitive-file-reference",
-        "credential-solicitation", "context-solicitation", "system-prompt-solicitation", "tool-shadowing",
-        "preference-manipulation", "coercion", "exfiltration-channel", "recipient-redirect",
-        "instruction-override", "fake-role-marker", "dangerous-command",
+        "hidden-instruction-tag",
+        "model-addressed-instruction",
+        "concealment",
+        "sensitive-file-reference",
+        "credential-solicitation",
+        "context-solicitation",
+        "system-prompt-solicitation",
+        "tool-shadowing",
+        "preference-manipulation",
+        "coercion",
+        "exfiltration-channel",
+        "recipient-redirect",
+        "instruction-override",
+        "fake-role-marker",
+        "dangerous-command",
     }
 )
 _MAX_SCAN_CHARS = 1_000_000  # beyond this only the head and tail are scored (size caps are the gateway's job)
@@ -126,7 +139,9 @@ def _secrets(text: str, kind: str, ev: _Evidence) -> None:
         else:
             rid = f"pii-{m.kind}"
             sensitive = m.kind in _SENSITIVE_PII
-            weight, strong = (0.6, True) if sensitive and kind == "argument" else (0.1 if sensitive else 0.03, False)
+            weight, strong = (
+                (0.6, True) if sensitive and kind == "argument" else (0.1 if sensitive else 0.03, False)
+            )
         ev.add(rid, weight, strong, m.start, m.end)
 
 
@@ -186,20 +201,83 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _CAMEL_RE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|[_\-.\s]+")
 _JSON_TYPES = frozenset({"string", "number", "integer", "boolean", "object", "array", "null"})
 # JSON Schema keywords whose values are text a model reads.
-_TEXT_KEYS = ("title", "description", "$comment", "default", "examples", "example", "enum", "const", "pattern", "format")
+_TEXT_KEYS = (
+    "title",
+    "description",
+    "$comment",
+    "default",
+    "examples",
+    "example",
+    "enum",
+    "const",
+    "pattern",
+    "format",
+)
 _KNOWN_KEYWORDS = frozenset(
     {
-        "type", "properties", "required", "items", "additionalProperties", "description", "title", "default",
-        "enum", "const", "examples", "example", "$comment", "$schema", "$id", "$ref", "$defs", "definitions",
-        "anyOf", "oneOf", "allOf", "not", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
-        "minLength", "maxLength", "pattern", "format", "minItems", "maxItems", "uniqueItems", "prefixItems",
-        "minProperties", "maxProperties", "patternProperties", "propertyNames", "dependentRequired",
-        "dependentSchemas", "if", "then", "else", "multipleOf", "contentEncoding", "contentMediaType",
-        "readOnly", "writeOnly", "deprecated", "nullable", "contains", "unevaluatedProperties",
-        "unevaluatedItems", "$anchor", "$dynamicRef", "$dynamicAnchor", "$vocabulary", "strict",
+        "type",
+        "properties",
+        "required",
+        "items",
+        "additionalProperties",
+        "description",
+        "title",
+        "default",
+        "enum",
+        "const",
+        "examples",
+        "example",
+        "$comment",
+        "$schema",
+        "$id",
+        "$ref",
+        "$defs",
+        "definitions",
+        "anyOf",
+        "oneOf",
+        "allOf",
+        "not",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "format",
+        "minItems",
+        "maxItems",
+        "uniqueItems",
+        "prefixItems",
+        "minProperties",
+        "maxProperties",
+        "patternProperties",
+        "propertyNames",
+        "dependentRequired",
+        "dependentSchemas",
+        "if",
+        "then",
+        "else",
+        "multipleOf",
+        "contentEncoding",
+        "contentMediaType",
+        "readOnly",
+        "writeOnly",
+        "deprecated",
+        "nullable",
+        "contains",
+        "unevaluatedProperties",
+        "unevaluatedItems",
+        "$anchor",
+        "$dynamicRef",
+        "$dynamicAnchor",
+        "$vocabulary",
+        "strict",
     }
 )
-_ICON_OK_RE = re.compile(r"^(?:https://[^\s/?#@]+(?:[/?#]\S*)?|data:image/(?:png|jpeg|gif|webp|svg\+xml)[;,]\S*)$", re.I)
+_ICON_OK_RE = re.compile(
+    r"^(?:https://[^\s/?#@]+(?:[/?#]\S*)?|data:image/(?:png|jpeg|gif|webp|svg\+xml)[;,]\S*)$", re.I
+)
 
 
 def split_identifier(name: str) -> str:

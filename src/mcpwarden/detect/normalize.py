@@ -6,10 +6,10 @@ the raw text, so an attacker cannot dodge a rule by hiding characters the model 
 * ANSI/VT escape sequences and other C0/C1 controls are removed (their presence is recorded, since
   a tool description has no business moving the cursor or concealing text);
 * zero-width, bidi-control and variation-selector characters are removed;
-* Unicode tag characters (U+E0000–U+E007F, "ASCII smuggling") are removed *and decoded*, and the
+* Unicode tag characters (U+E0000-U+E007F, "ASCII smuggling") are removed *and decoded*, and the
   decoded text is scanned as its own view;
 * NFKC folds full-width and compatibility forms; a confusables table folds Cyrillic/Greek
-  look-alikes inside otherwise-Latin words ("fіle" with a Cyrillic i);
+  look-alikes inside otherwise-Latin words ("f\u0456le" written with a Cyrillic i);
 * base64, hex and percent-encoded runs that decode to readable text become extra views.
 
 Each view keeps a map back to the original string so findings report original offsets.
@@ -82,20 +82,77 @@ _NAMED_CONTROLS = {
     "\x7f": "<DEL>",
 }
 # Unusual spaces look like a plain space to a reviewer but are not.
-_ODD_SPACES = "\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+_ODD_SPACES = (
+    "\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 _VISIBLE_RE = re.compile("[" + _INVISIBLE_CLASS + _ODD_SPACES + "]|[ \t]{16,}|\n{6,}")
 
 # Look-alike letters that attackers put into otherwise Latin words (tool names, keywords). Only
 # applied to words that also contain ASCII letters, so Russian or Greek prose is left alone.
+# Written as escapes so the source itself contains no look-alike letters.
 _CONFUSABLES = str.maketrans(
     {
-        "а": "a", "в": "b", "е": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c",
-        "т": "t", "у": "y", "х": "x", "і": "i", "ї": "i", "ј": "j", "ѕ": "s", "ԁ": "d", "ԛ": "q",
-        "ԝ": "w", "ɡ": "g", "ο": "o", "α": "a", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ρ": "p",
-        "τ": "t", "υ": "u", "χ": "x", "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H",
-        "О": "O", "Р": "P", "С": "C", "Т": "T", "Х": "X", "І": "I", "Ј": "J", "Ѕ": "S", "Α": "A",
-        "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N", "Ο": "O",
-        "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X", "ı": "i", "ℓ": "l",
+        "\u0131": "i",
+        "\u0261": "g",
+        "\u0391": "A",
+        "\u0392": "B",
+        "\u0395": "E",
+        "\u0396": "Z",
+        "\u0397": "H",
+        "\u0399": "I",
+        "\u039a": "K",
+        "\u039c": "M",
+        "\u039d": "N",
+        "\u039f": "O",
+        "\u03a1": "P",
+        "\u03a4": "T",
+        "\u03a5": "Y",
+        "\u03a7": "X",
+        "\u03b1": "a",
+        "\u03b5": "e",
+        "\u03b9": "i",
+        "\u03ba": "k",
+        "\u03bd": "v",
+        "\u03bf": "o",
+        "\u03c1": "p",
+        "\u03c4": "t",
+        "\u03c5": "u",
+        "\u03c7": "x",
+        "\u0405": "S",
+        "\u0406": "I",
+        "\u0408": "J",
+        "\u0410": "A",
+        "\u0412": "B",
+        "\u0415": "E",
+        "\u041a": "K",
+        "\u041c": "M",
+        "\u041d": "H",
+        "\u041e": "O",
+        "\u0420": "P",
+        "\u0421": "C",
+        "\u0422": "T",
+        "\u0425": "X",
+        "\u0430": "a",
+        "\u0432": "b",
+        "\u0435": "e",
+        "\u043a": "k",
+        "\u043c": "m",
+        "\u043d": "h",
+        "\u043e": "o",
+        "\u0440": "p",
+        "\u0441": "c",
+        "\u0442": "t",
+        "\u0443": "y",
+        "\u0445": "x",
+        "\u0455": "s",
+        "\u0456": "i",
+        "\u0457": "i",
+        "\u0458": "j",
+        "\u0501": "d",
+        "\u051b": "q",
+        "\u051d": "w",
+        "\u2113": "l",
     }
 )
 _CONFUSABLE_CHARS = "".join(chr(c) for c in _CONFUSABLES)
@@ -105,7 +162,9 @@ _ASCII_LETTER_RE = re.compile(r"[A-Za-z]")
 # Encoded runs worth decoding. Lengths are chosen so ordinary identifiers and hashes rarely match
 # and a decoded payload is long enough to carry an instruction.
 _B64_RE = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{20,}={0,2}")
-_HEX_RE = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{2}(?:[ :]?[0-9A-Fa-f]{2}){11,}(?![0-9A-Fa-f])|(?:\\x[0-9A-Fa-f]{2}){6,}")
+_HEX_RE = re.compile(
+    r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{2}(?:[ :]?[0-9A-Fa-f]{2}){11,}(?![0-9A-Fa-f])|(?:\\x[0-9A-Fa-f]{2}){6,}"
+)
 _PCT_RE = re.compile(r"(?:[A-Za-z0-9._~+-]*%[0-9A-Fa-f]{2}){6,}[A-Za-z0-9._~+-]*")
 _WORDISH_RE = re.compile(r"[A-Za-z]{2,}")
 
@@ -148,7 +207,9 @@ def make_visible(text: str) -> str:
     """
 
     def tags(match: re.Match[str]) -> str:
-        decoded = "".join(chr(ord(c) - 0xE0000) if 0x20 <= ord(c) - 0xE0000 < 0x7F else "" for c in match.group(0))
+        decoded = "".join(
+            chr(ord(c) - 0xE0000) if 0x20 <= ord(c) - 0xE0000 < 0x7F else "" for c in match.group(0)
+        )
         return f'<TAGS:"{decoded}">'
 
     text = _TAG_RE.sub(tags, text)
@@ -293,7 +354,10 @@ def normalize(text: str) -> NormalizedText:
                     s, e = m.start() + tm.start(), m.start() + tm.end()
                     derived.append(View(decoded, decoded.lower(), (0,), (s,), (False,), e, "unicode-tags"))
         removed.append((rule, m.start(), m.end()))
-        if chunk.startswith("\x1b[") and chunk[-1] == "m" or rule in ("zero-width-character", "bidi-control"):
+        if (chunk.startswith("\x1b[") and chunk[-1] == "m") or rule in (
+            "zero-width-character",
+            "bidi-control",
+        ):
             pass  # removed without trace in the view: these never separate words
         elif rule != "unicode-tag-smuggling" and chunk[:1] in ("\x1b", "\x9b") and len(chunk) > 1:
             # Cursor moves and screen clears separate what was written before from what follows.
@@ -308,7 +372,15 @@ def normalize(text: str) -> NormalizedText:
     if zw_count >= 2:
         spaced = normalize(text.translate(_ZW_TO_SPACE)).main
         derived.append(
-            View(spaced.text, spaced.lower, spaced.anchors, spaced.origins, spaced.linear, spaced.origin_end, "zero-width-spaced")
+            View(
+                spaced.text,
+                spaced.lower,
+                spaced.anchors,
+                spaced.origins,
+                spaced.linear,
+                spaced.origin_end,
+                "zero-width-spaced",
+            )
         )
 
     joined = "".join(parts)

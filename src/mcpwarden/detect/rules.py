@@ -81,7 +81,8 @@ RULES: tuple[Rule, ...] = (
     _r(
         "hidden-instruction-tag",
         r"""(?<![/\w])<\s*/?\s*(?:important|system|instructions?|secret|hidden|admin|critical|priority|sys
-            |assistant[_ -]?(?:only|note)|ai[_ -]?(?:only|note)|note[_ -]to[_ -](?:the[_ -])?(?:ai|assistant|model|llm))
+            |assistant[_ -]?(?:only|note)|ai[_ -]?(?:only|note)|note[_ -]to[_ -](?:the[_ -])?(?:ai
+              |assistant|model|llm))
             (?:\s[^<>]{0,40})?>
           | \[\s*/?(?:system|important|hidden|admin)(?:\s+(?:note|message|instructions?))?\s*\]
           | \{\{\s*system\s*\}\}""",
@@ -92,7 +93,8 @@ RULES: tuple[Rule, ...] = (
         "fake-role-marker",
         r"""<\|?(?:im_start|im_end|system|endoftext|start_header_id)\|?>
           | \[/?inst\] | <<\s*/?sys\s*>>
-          | (?:^|\n)\s*\#{1,4}\s*(?:system|assistant)\b(?:\s+(?:prompt|message|instructions?))?\s*:?\s*(?:\n|$)
+          | (?:^|\n)\s*\#{1,4}\s*(?:system|assistant)\b(?:\s+(?:prompt|message
+            |instructions?))?\s*:?\s*(?:\n|$)
           | (?:^|\n)\s*(?:system|assistant)\s*(?:message|prompt)?\s*:\s
           | \b(?:begin|end)\s+(?:of\s+)?(?:system|developer)\s+(?:prompt|message|instructions)
           | \bnew\s+system\s+(?:prompt|message|instructions?)\b""",
@@ -102,23 +104,29 @@ RULES: tuple[Rule, ...] = (
     ),
     _r(
         "instruction-override",
-        r"""\b(?:ignore|disregard|forget|override|bypass|skip|drop|abandon|discard)\b""" + _W + r"""
+        r"""\b(?:ignore|disregard|forget|override|bypass|skip|drop|abandon|discard)\b"""
+        + _W
+        + r"""
             \s+(?:all\s+|any\s+|the\s+|your\s+|of\s+)*(?:previous|prior|above|preceding|earlier|original|initial|system|safety|existing|former)\b
             (?:\s+\S+){0,2}?\s+(?:instructions?|prompts?|rules?|directives?|guidelines?|context|commands?|messages?|policies|constraints)
           | \b(?:new|updated|real|actual|true)\s+instructions?\s*(?::|follow|are\b)
           | \byou\s+are\s+now\s+(?:in\s+)?(?:a|an|the|dan|developer|unrestricted|jailbroken|free)\b
           | \bfrom\s+now\s+on,?\s+(?:you|always|ignore|respond|act)\b
-          | \bin\s+all\s+(?:future|subsequent|following)\s+(?:responses|replies|answers|messages|conversations)""",
+          | \bin\s+all\s+(?:future|subsequent|following)\s+(?:responses|replies|answers|messages
+            |conversations)""",
         0.75,
         strong=True,
     ),
     _r(
         "model-addressed-instruction",
         r"""\b(?:before|after|when(?:ever)?|prior\s+to)\s+(?:you\s+)?(?:using|calling|invoking|running|executing|use|call|invoke)\s+(?:this|the|any)\s+(?:\w+\s+)?(?:tool|function)\b
-          | \b(?:ai|assistant|model|llm|agent|claude|gpt|chatbot)s?\b,?\s+(?:you\s+)?(?:must|should|need\s+to|have\s+to|are\s+(?:required|instructed)\s+to|shall)\b
+          | \b(?:ai|assistant|model|llm|agent|claude|gpt|chatbot)s?\b,?\s+(?:you\s+)?(?:must|should
+            |need\s+to|have\s+to|are\s+(?:required|instructed)\s+to|shall)\b
           | \b(?:note|attention|instructions?)\s+(?:to|for)\s+(?:the\s+)?(?:ai|assistant|model|llm|agent)\b
-          | \byou\s+(?:must|should|need\s+to|have\s+to|are\s+required\s+to)\s+(?:first\s+|also\s+|always\s+)?(?:read|open|cat|fetch|load|access|retrieve|collect|gather|send|forward|pass|include|append|attach|upload|post|email|copy|exfiltrate)\b
-          | \b(?:after\s+finishing|once\s+(?:you\s+are\s+)?(?:done|finished)|when\s+(?:you\s+are\s+)?(?:done|finished)),?\s+(?:also|then|please|you\s+(?:must|should))\b""",
+          | \byou\s+(?:must|should|need\s+to|have\s+to|are\s+required\s+to)\s+(?:first\s+|also\s+
+            |always\s+)?(?:read|open|cat|fetch|load|access|retrieve|collect|gather|send|forward|pass|include|append|attach|upload|post|email|copy|exfiltrate)\b
+          | \b(?:after\s+finishing|once\s+(?:you\s+are\s+)?(?:done|finished)
+            |when\s+(?:you\s+are\s+)?(?:done|finished)),?\s+(?:also|then|please|you\s+(?:must|should))\b""",
         0.3,
     ),
     _r(
@@ -126,13 +134,19 @@ RULES: tuple[Rule, ...] = (
         r"""\b(?:do\s+not|don'?t|never|must\s+not|should\s+not|shouldn'?t|avoid|without)\s+(?:ever\s+)?
             (?:mention(?:ing)?|tell(?:ing)?|reveal(?:ing)?|inform(?:ing)?|notify(?:ing)?|show(?:ing)?|disclos(?:e|ing)|alert(?:ing)?|let(?:ting)?|mak(?:e|ing)|say(?:ing)?|explain(?:ing)?|report(?:ing)?|ask(?:ing)?|display(?:ing)?|log(?:ging)?|acknowledg(?:e|ing)|warn(?:ing)?|confirm(?:ing)?\s+with)
             (?:\s+\S+){0,6}?\s+(?:the\s+|your\s+)?(?:user|human|operator|person|customer|client|developer|owner)s?\b
-          | \b(?:do\s+not|don'?t|never|must\s+not)\s+(?:ever\s+)?(?:mention|reveal|disclose|admit|say|acknowledge)\s+(?:that\s+you|these\s+instructions|this\s+(?:note|instruction|step|requirement)|the\s+(?:instructions|note|file|step))
-          | \b(?:user|human)s?\s+(?:must|should|will|need|does|do|can)\s*(?:not|n't|never)\s+(?:\w+\s+){0,2}?(?:know|see|notice|find\s+out|be\s+(?:told|informed|aware|notified|shown))
-          | \b(?:keep|remain)\s+(?:this|it|these|the\s+\w+)\s+(?:\w+\s+)?(?:secret|hidden|confidential|private|invisible)\s+from\s+(?:the\s+)?(?:user|human|operator)
+          | \b(?:do\s+not|don'?t|never|must\s+not)\s+(?:ever\s+)?(?:mention|reveal|disclose|admit|say
+            |acknowledge)\s+(?:that\s+you|these\s+instructions|this\s+(?:note|instruction|step|requirement)|the\s+(?:instructions|note|file|step))
+          | \b(?:user|human)s?\s+(?:must|should|will|need|does|do|can)\s*(?:not|n't
+            |never)\s+(?:\w+\s+){0,2}?(?:know|see|notice|find\s+out|be\s+(?:told|informed|aware|notified|shown))
+          | \b(?:keep|remain)\s+(?:this|it|these|the\s+\w+)\s+(?:\w+\s+)?(?:secret|hidden|confidential
+            |private|invisible)\s+from\s+(?:the\s+)?(?:user|human|operator)
           | \b(?:keep|remain)\s+(?:this|it|these)\s+(?:\w+\s+)?between\s+(?:us|you\s+and\s+(?:me|the\s+tool))
-          | \b(?:silently|secretly|covertly|quietly|discreetly|invisibly|surreptitiously|stealthily)\s+(?:\w+\s+){0,2}?(?:send|read|forward|include|pass|copy|add|upload|post|exfiltrate|change|replace|redirect|bcc|call|append|collect|transmit)
-          | \b(?:this|it)\s+is\s+(?:an?\s+)?(?:implementation\s+detail|internal\s+(?:detail|requirement)).{0,60}?(?:user|mention|tell)
-          | \bwithout\s+(?:the\s+)?(?:user|human)(?:'s)?\s+(?:knowledge|knowing|noticing|consent|awareness|permission)""",
+          | \b(?:silently|secretly|covertly|quietly|discreetly|invisibly|surreptitiously
+            |stealthily)\s+(?:\w+\s+){0,2}?(?:send|read|forward|include|pass|copy|add|upload|post|exfiltrate|change|replace|redirect|bcc|call|append|collect|transmit)
+          | \b(?:this|it)\s+is\s+(?:an?\s+)?(?:implementation\s+detail|internal\s+(?:detail
+            |requirement)).{0,60}?(?:user|mention|tell)
+          | \bwithout\s+(?:the\s+)?(?:user|human)(?:'s)?\s+(?:knowledge|knowing|noticing|consent
+            |awareness|permission)""",
         0.6,
         strong=True,
     ),
@@ -147,8 +161,10 @@ RULES: tuple[Rule, ...] = (
     _r(
         "context-solicitation",
         r"""\b(?:conversation|chat|message|dialog(?:ue)?|session)[\s_-]?(?:history|log|transcript|so[\s_-]far|context)\b
-          | \b(?:previous|prior|last|earlier|all|recent)\s+(?:\d+\s+)?(?:user\s+)?(?:messages|conversations|chats|prompts|replies)\b
-          | \b(?:full|complete|entire|whole)\s+(?:list\s+of\s+)?(?:\w+\s+)?(?:messages|conversation|chat|context|history|contacts)\b
+          | \b(?:previous|prior|last|earlier|all|recent)\s+(?:\d+\s+)?(?:user\s+)?(?:messages
+            |conversations|chats|prompts|replies)\b
+          | \b(?:full|complete|entire|whole)\s+(?:list\s+of\s+)?(?:\w+\s+)?(?:messages|conversation|chat
+            |context|history|contacts)\b
           | \bsystem[\s_]prompt\b""",
         0.3,
     ),
@@ -159,7 +175,8 @@ RULES: tuple[Rule, ...] = (
           | \b(?:all|every|any)\s+(?:the\s+)?instructions\s+you\s+(?:were|have\s+been)\s+given\b
           | \b(?:contents?\s+of|dump|include|send|pass|share|copy)\s+(?:\w+\s+){0,2}?context[\s_-]?window\b
           | \b(?:conversation|chat)\s+so\s+far\b
-          | \b(?:other|all|available|your)\s+(?:available\s+|other\s+)?(?:tools|functions)\s+(?:and\s+their\s+)?(?:descriptions|definitions|schemas)\b
+          | \b(?:other|all|available|your)\s+(?:available\s+|other\s+)?(?:tools
+            |functions)\s+(?:and\s+their\s+)?(?:descriptions|definitions|schemas)\b
           | \bcontents?[\s_-](?:from|of)[\s_-](?:reading|the[\s_-]file|file)""",
         0.5,
     ),
@@ -175,31 +192,42 @@ RULES: tuple[Rule, ...] = (
     _r(
         "tool-shadowing",
         r"""\bside[\s-]effects?\s+(?:on|of|for)\s+(?:the\s+)?(?:also\s+)?(?:present\s+|other\s+|existing\s+)?\S+\s+tool
-          | \b(?:also|other|another|existing)\s+(?:present|available|installed|connected|running)?\s*(?:mcp\s+)?(?:tools?|servers?)\b.{0,40}?\b(?:must|should|will|always|instead)\b
-          | \bwhen\s+(?:the\s+|any\s+)?(?:\(\s*\w+\s*\)\s*)?[\w.-]+\s+(?:tool\s+)?(?:is|gets|are)\s+(?:invoked|called|used|executed|run)\b
+          | \b(?:also|other|another|existing)\s+(?:present|available|installed|connected
+            |running)?\s*(?:mcp\s+)?(?:tools?|servers?)\b.{0,40}?\b(?:must|should|will|always|instead)\b
+          | \bwhen\s+(?:the\s+|any\s+)?(?:\(\s*\w+\s*\)\s*)?[\w.-]+\s+(?:tool\s+)?(?:is|gets
+            |are)\s+(?:invoked|called|used|executed|run)\b
           | \bmcp_\w+\b
-          | \b(?:change|replace|redirect|set|override|modify|switch|rewrite)\s+(?:the\s+)?(?:\w+\s+)?(?:recipients?|destination|to[\s-]address|receiver|target\s+(?:address|account|email|number)|phone\s+number|bcc|cc|email\s+address)\b
-          | \b(?:send|forward|redirect|route|bcc|cc|copy)\s+(?:all\s+|every\s+|any\s+)?(?:the\s+)?(?:e-?mails?|messages?|replies|results?|outputs?|data|files?|payments?|transfers?)\s+(?:also\s+)?(?:to|at)\s+\S+
-          | \binstead\s+of\s+(?:using\s+|calling\s+)?(?:the\s+)?\w+\s+(?:tool|function|server)\b.{0,30}?\b(?:use|call)\b""",
+          | \b(?:change|replace|redirect|set|override|modify|switch
+            |rewrite)\s+(?:the\s+)?(?:\w+\s+)?(?:recipients?|destination|to[\s-]address|receiver|target\s+(?:address|account|email|number)|phone\s+number|bcc|cc|email\s+address)\b
+          | \b(?:send|forward|redirect|route|bcc|cc|copy)\s+(?:all\s+|every\s+
+            |any\s+)?(?:the\s+)?(?:e-?mails?|messages?|replies|results?|outputs?|data|files?|payments?|transfers?)\s+(?:also\s+)?(?:to|at)\s+\S+
+          | \binstead\s+of\s+(?:using\s+|calling\s+)?(?:the\s+)?\w+\s+(?:tool|function
+            |server)\b.{0,30}?\b(?:use|call)\b""",
         0.4,
     ),
     _r(
         "preference-manipulation",
         r"""\b(?:always|only|exclusively)\s+(?:use|prefer|choose|pick|call|recommend|select)\s+(?:this|our|the\s+\w+)\s+(?:tool|function|server|service)\b
-          | \b(?:this|our)\s+(?:tool|function|server)\s+(?:is|must\s+be|should\s+(?:always\s+)?be)\s+(?:always\s+)?(?:preferred|the\s+(?:best|only|preferred|most\s+\w+)|better\s+than|superior|prioriti[sz]ed)
-          | \b(?:do\s+not|don'?t|never)\s+(?:use|call|trust|recommend)\s+(?:any\s+)?(?:other|competing|alternative|different)\s+(?:tools|functions|servers|services|providers)\b
+          | \b(?:this|our)\s+(?:tool|function|server)\s+(?:is|must\s+be
+            |should\s+(?:always\s+)?be)\s+(?:always\s+)?(?:preferred|the\s+(?:best|only|preferred|most\s+\w+)|better\s+than|superior|prioriti[sz]ed)
+          | \b(?:do\s+not|don'?t|never)\s+(?:use|call|trust|recommend)\s+(?:any\s+)?(?:other|competing
+            |alternative|different)\s+(?:tools|functions|servers|services|providers)\b
           | \bignore\s+(?:all\s+)?(?:other|competing)\s+(?:tools|functions|servers)\b
-          | \b(?:other|competing)\s+(?:tools|servers|services)\s+(?:are|is)\s+(?:deprecated|unsafe|insecure|broken|malicious|unreliable)\b""",
+          | \b(?:other|competing)\s+(?:tools|servers|services)\s+(?:are|is)\s+(?:deprecated|unsafe
+            |insecure|broken|malicious|unreliable)\b""",
         0.5,
     ),
     _r(
         "coercion",
         r"""\botherwise\s+(?:the\s+|this\s+)?(?:tool|it|function|request|system|app|application|operation)\s+(?:will|would|may)\s+(?:not\s+work|fail|crash|break|be\s+blocked|error)
-          | \b(?:or|else)\s+(?:the\s+)?(?:tool|system|data|user|account|everything)\s+will\s+(?:fail|crash|be\s+(?:lost|deleted|locked|banned|corrupted))
+          | \b(?:or|else)\s+(?:the\s+)?(?:tool|system|data|user|account|everything)\s+will\s+(?:fail
+            |crash|be\s+(?:lost|deleted|locked|banned|corrupted))
           | \bfailure\s+to\s+(?:comply|do\s+so|follow)\b
           | \b(?:required|mandatory)\s+(?:for|by)\s+(?:the\s+)?(?:tool|function|system)\s+to\s+work\b
-          | \bthe\s+(?:tool|function)\s+(?:will\s+not|won'?t|cannot|can'?t)\s+work\s+(?:unless|without|if\s+you\s+don'?t)\b
-          | \b(?:critical|urgent|emergency)\s*(?:security\s+)?(?:update|alert|notice|error|warning)?\s*[:!]\s*(?:you|the\s+(?:ai|assistant|model))\s+(?:must|need)""",
+          | \bthe\s+(?:tool|function)\s+(?:will\s+not|won'?t|cannot|can'?t)\s+work\s+(?:unless|without
+            |if\s+you\s+don'?t)\b
+          | \b(?:critical|urgent|emergency)\s*(?:security\s+)?(?:update|alert|notice|error
+            |warning)?\s*[:!]\s*(?:you|the\s+(?:ai|assistant|model))\s+(?:must|need)""",
         0.35,
     ),
     _r(
@@ -207,9 +235,11 @@ RULES: tuple[Rule, ...] = (
         r"""!\[[^\]]{0,200}\]\(\s*https?://[^)\s]*[?&#][^)\s]*=
           | !\[[^\]]{0,200}\]\(\s*https?://[^)\s]*(?:\{|\$|%7b|<)
           | https?://[^\s)"'>]*(?:\{\{?\w+|\$\{?\w+|<\w+>)
-          | \b(?:webhook\.site|requestbin|pipedream\.net|ngrok(?:-free)?\.(?:io|app)|burpcollaborator|interact\.sh|oastify\.com|canarytokens|hookbin|beeceptor|pastebin\.com|transfer\.sh)\b
+          | \b(?:webhook\.site|requestbin|pipedream\.net|ngrok(?:-free)?\.(?:io|app)|burpcollaborator
+            |interact\.sh|oastify\.com|canarytokens|hookbin|beeceptor|pastebin\.com|transfer\.sh)\b
           | \b(?:send|post|upload|forward|transmit|exfiltrate|leak|report|submit|copy)\b(?:\s+\S+){0,8}?\s+(?:to|at|into)\s+(?:https?://|ftp://|the\s+(?:url|endpoint|server|webhook)\s+https?://)
-          | \b(?:encode|embed|append|include|put|hide)\b(?:\s+\S+){0,6}?\s+(?:in|into|as|to)\s+(?:the\s+)?(?:url|query\s*(?:string|parameter)?|image\s+(?:url|link)|link|markdown\s+image)\b""",
+          | \b(?:encode|embed|append|include|put|hide)\b(?:\s+\S+){0,6}?\s+(?:in|into|as
+            |to)\s+(?:the\s+)?(?:url|query\s*(?:string|parameter)?|image\s+(?:url|link)|link|markdown\s+image)\b""",
         0.45,
     ),
     _r(
@@ -242,7 +272,8 @@ RULES: tuple[Rule, ...] = (
     _r(
         "sampling-manipulation",
         r"""\b(?:also|additionally|secretly|then)\s+(?:\w+\s+){0,3}?(?:call|invoke|run|execute|use)\s+(?:the\s+)?\w+\s+tool\b
-          | \b(?:after|when)\s+(?:finishing|done|you\s+finish|completing)\b.{0,40}?\b(?:also|additionally|then)\b
+          | \b(?:after|when)\s+(?:finishing|done|you\s+finish|completing)\b.{0,40}?\b(?:also
+            |additionally|then)\b
           | \byou\s+are\s+(?:a|an|now)\b.{0,60}?\b(?:no|without)\s+(?:restrictions|rules|limits|filters)""",
         0.4,
         strong=True,

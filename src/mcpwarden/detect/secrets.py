@@ -113,14 +113,26 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str], int, _Check], ...] = (
         0,
         None,
     ),
-    ("aws-access-key", re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}(?![A-Z0-9])"), 0, None),
+    (
+        "aws-access-key",
+        re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}(?![A-Z0-9])"),
+        0,
+        None,
+    ),
     (
         "aws-secret-key",
-        re.compile(r"(?i)aws.{0,24}?(?:secret|private)?.{0,8}?key[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])"),
+        re.compile(
+            r"(?i)aws.{0,24}?(?:secret|private)?.{0,8}?key[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])"
+        ),
         1,
         None,
     ),
-    ("github-token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b"), 0, None),
+    (
+        "github-token",
+        re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b"),
+        0,
+        None,
+    ),
     ("gitlab-token", re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}"), 0, None),
     ("slack-token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), 0, None),
     ("slack-webhook", re.compile(r"https://hooks\.slack\.com/services/[A-Za-z0-9/_-]{20,}"), 0, None),
@@ -131,7 +143,12 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str], int, _Check], ...] = (
     ("npm-token", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b"), 0, None),
     ("pypi-token", re.compile(r"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{40,}"), 0, None),
     ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{0,}"), 0, None),
-    ("url-credentials", re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s/:@]+:(?!\[REDACTED:)([^\s/@]{3,})@"), 1, None),
+    (
+        "url-credentials",
+        re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s/:@]+:(?!\[REDACTED:)([^\s/@]{3,})@"),
+        1,
+        None,
+    ),
     ("bearer-token", re.compile(r"(?i)\bbearer\s+([A-Za-z0-9._~+/-]{20,}=*)"), 1, None),
     (
         "password-assignment",
@@ -142,15 +159,45 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str], int, _Check], ...] = (
         1,
         None,
     ),
-    ("high-entropy-token", re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{24,}={0,2}(?![A-Za-z0-9+/=_-])"), 0, _high_entropy_ok),
+    (
+        "high-entropy-token",
+        re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{24,}={0,2}(?![A-Za-z0-9+/=_-])"),
+        0,
+        _high_entropy_ok,
+    ),
     # --- personal data ---
-    ("email", re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b"), 0, None),
+    (
+        "email",
+        re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b"),
+        0,
+        None,
+    ),
     ("credit-card", re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"), 0, _card_ok),
     ("iban", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b"), 0, _iban_ok),
-    ("us-ssn", re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])"), 0, _digits_ok),
-    ("uk-nino", re.compile(r"\b(?![DFIQUV])[A-CEGHJ-PR-TW-Z](?![DFIOQUV])[A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"), 0, None),
+    (
+        "us-ssn",
+        re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])"),
+        0,
+        _digits_ok,
+    ),
+    (
+        "uk-nino",
+        re.compile(
+            r"\b(?![DFIQUV])[A-CEGHJ-PR-TW-Z](?![DFIOQUV])[A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"
+        ),
+        0,
+        None,
+    ),
     ("es-dni", re.compile(r"\b\d{8}[A-HJ-NP-TV-Z]\b"), 0, _dni_ok),
-    ("phone", re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){1,3}|\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4})(?![\w])"), 0, _phone_ok),
+    (
+        "phone",
+        re.compile(
+            r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ "
+            r".-]?\d{2,4}){1,3}|\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4})(?![\w])"
+        ),
+        0,
+        _phone_ok,
+    ),
 )
 
 CREDENTIAL_KINDS = frozenset(k for k, *_ in _PATTERNS[:18])

@@ -11,14 +11,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import mcp_types as types
-
 from mcpwarden.config import Settings
 from mcpwarden.exchange import ALLOW, Decision, Exchange
 from mcpwarden.pipeline import BaseGuard
 from mcpwarden.router import TOOL_NAME_PATTERN
 
 logger = logging.getLogger(__name__)
+
+# Listing methods and the key of their result that holds the named entries.
+_LISTED = {"tools/list": "tools", "prompts/list": "prompts"}
 
 
 class ProtocolGuard(BaseGuard):
@@ -30,16 +31,19 @@ class ProtocolGuard(BaseGuard):
 
     async def check_response(self, exchange: Exchange) -> Decision:
         result = exchange.result
-        if isinstance(result, types.ListToolsResult):
-            result.tools = self._valid(result.tools, exchange)
-        elif isinstance(result, types.ListPromptsResult):
-            result.prompts = self._valid(result.prompts, exchange)
+        listed = _LISTED.get(exchange.method)
+        if listed is not None and isinstance(result, dict) and isinstance(result.get(listed), list):
+            result[listed] = self._valid(result[listed], exchange)
         return ALLOW
 
     def _valid(self, items: list[Any], exchange: Exchange) -> list[Any]:
-        kept = [item for item in items if TOOL_NAME_PATTERN.fullmatch(item.name)]
+        def valid(item: Any) -> bool:
+            name = item.get("name") if isinstance(item, dict) else None
+            return isinstance(name, str) and TOOL_NAME_PATTERN.fullmatch(name) is not None
+
+        kept = [item for item in items if valid(item)]
         if len(kept) != len(items):
-            withheld = [repr(item.name)[:80] for item in items if not TOOL_NAME_PATTERN.fullmatch(item.name)]
+            withheld = [repr(item.get("name") if isinstance(item, dict) else item)[:80] for item in items if not valid(item)]
             exchange.metadata.setdefault("audit", {})["withheld_invalid_names"] = withheld
             logger.warning("withheld %d entries with invalid names: %s", len(withheld), ", ".join(withheld))
         return kept

@@ -31,7 +31,7 @@ from mcpwarden.scan.html import render_html
 from mcpwarden.scan.model import ScanReport, ServerEntry
 from mcpwarden.scan.pins import DEFAULT_PINS_FILE
 from mcpwarden.scan.report import render_json, render_table
-from mcpwarden.scan.runner import ScanOptions, run_scan
+from mcpwarden.scan.runner import ScanOptions, refuses_to_start, run_scan, wants_live
 from mcpwarden.scan.sarif import render_sarif
 from mcpwarden.scan.static import redacted_argv
 from mcpwarden.scan.targets import TargetSet, discover, load_targets
@@ -138,18 +138,23 @@ def _discover(errors: Console) -> TargetSet:
 
 
 def _show_commands(entries: tuple[ServerEntry, ...], errors: Console) -> None:
-    stdio = [entry for entry in entries if entry.transport == "stdio"]
+    stdio = [entry for entry in entries if entry.transport == "stdio" and not refuses_to_start(entry)]
     if not stdio:
         return
     errors.print(Text("Starting stdio servers (their code runs, in a scrubbed environment):", style="bold"))
     for entry in stdio:
         errors.print(Text(f"  {visible(entry.name)}: {visible(' '.join(redacted_argv(entry)))}"))
+    refused = [entry.name for entry in entries if entry.transport == "stdio" and refuses_to_start(entry)]
+    if refused:
+        errors.print(
+            Text(
+                "Not started (dangerous startup command): " + ", ".join(map(visible, refused)), style="yellow"
+            )
+        )
 
 
 def _run(found: TargetSet, options: ScanOptions, errors: Console) -> ScanReport:
-    live_count = sum(
-        1 for entry in found.entries if options.live and (entry.transport == "http" or options.run_stdio)
-    )
+    live_count = sum(1 for entry in found.entries if wants_live(entry, options))
     if not errors.is_terminal or live_count == 0:
         return anyio.run(
             lambda: run_scan(found.entries, options, files_read=found.files_read, warnings=found.warnings)

@@ -103,7 +103,7 @@ async def fetch_inventory(entry: ServerEntry, timeout: float) -> Inventory:
         except Exception as exc:
             # The server's own complaint (a traceback, "command not found") is the useful part.
             errlog.seek(0)
-            tail = errlog.read()[-600:].strip()
+            tail = errlog.read()[-300:].strip()
             if tail:
                 raise ConnectionError(f"{_describe(exc)}; server stderr: {visible(tail)}") from exc
             raise
@@ -420,8 +420,9 @@ def collision_findings(tools_by_server: Mapping[str, Sequence[str]]) -> dict[str
             continue
         for server, name in holders:
             rivals = sorted((other, other_name) for other, other_name in holders if other != server)
-            others = [f"{other}:{other_name}" for other, other_name in rivals]
-            if all(other_name == name for _, other_name in rivals):
+            same = [f"{other}:{other_name}" for other, other_name in rivals if other_name == name]
+            lookalike = [f"{other}:{other_name}" for other, other_name in rivals if other_name != name]
+            if same:
                 findings[server].append(
                     ScanFinding(
                         "tool-name-collision",
@@ -430,21 +431,21 @@ def collision_findings(tools_by_server: Mapping[str, Sequence[str]]) -> dict[str
                         "Clients that do not namespace tools may call the wrong server's tool, and a "
                         "squatting server can shadow a trusted one (C13).",
                         tool=name,
-                        evidence="also on " + ", ".join(_codepoints(o) for o in others),
+                        evidence="also on " + ", ".join(_codepoints(o) for o in same),
                         location="tool",
                     )
                 )
-            else:
+            if lookalike:
                 findings[server].append(
                     ScanFinding(
                         "confusable-tool-name",
                         "high",
                         "Tool name looks like another server's tool name",
-                        "Two names that render alike but differ (look-alike letters, case, separators) "
+                        "Two names that render alike but differ (look-alike letters, invisible characters) "
                         "let one server impersonate another's tool (C13).",
                         tool=name,
                         evidence=f"{_codepoints(name)} resembles "
-                        + ", ".join(_codepoints(o) for o in others),
+                        + ", ".join(_codepoints(o) for o in lookalike),
                         location="tool",
                     )
                 )

@@ -29,8 +29,9 @@ from mcpwarden.scan.model import (
 from mcpwarden.scan.pins import PinFile
 from mcpwarden.scan.posture import probe_http
 from mcpwarden.scan.static import static_findings
+from mcpwarden.vetting import CommandFinding, vet_command
 
-__all__ = ["ScanOptions", "run_scan"]
+__all__ = ["ScanOptions", "refuses_to_start", "run_scan", "wants_live"]
 
 ProgressHook = Callable[[ServerEntry, str], None]
 
@@ -55,8 +56,29 @@ class _Live:
     needs_auth: bool = False
 
 
-def _wants_live(entry: ServerEntry, options: ScanOptions) -> bool:
-    return options.live and (entry.transport == "http" or options.run_stdio)
+def refuses_to_start(entry: ServerEntry) -> list[CommandFinding]:
+    """The vetting findings that forbid starting this stdio server even with --run-stdio.
+
+    --run-stdio consents to running the servers' own code, not to a command that downloads and
+    runs a script, uploads files, escalates privileges, deletes data or chains shell commands (A8):
+    those are exactly what a malicious entry would do the moment it is started.
+    """
+    if entry.transport != "stdio" or entry.command is None:
+        return []
+    return [
+        finding
+        for finding in vet_command(entry.command, entry.args)
+        if finding.severity == "critical"
+        or (finding.id in {"shell-metacharacters", "shell-interpreter"} and finding.severity == "high")
+    ]
+
+
+def wants_live(entry: ServerEntry, options: ScanOptions) -> bool:
+    if not options.live:
+        return False
+    if entry.transport == "http":
+        return True
+    return options.run_stdio and not refuses_to_start(entry)
 
 
 async def run_scan(
@@ -97,7 +119,7 @@ async def run_scan(
 
     async with anyio.create_task_group() as group:
         for index, entry in enumerate(entries):
-            if _wants_live(entry, options):
+            if wants_live(entry, options):
                 group.start_soon(inspect, index, entry)
 
     # Tool names per client view, for collisions (C13).
@@ -119,10 +141,23 @@ async def run_scan(
         state = live[index]
         status: LiveStatus = "not-run"
         inventory = state.inventory
-        if _wants_live(entry, options):
+        if wants_live(entry, options):
             status = "ok" if inventory is not None else "failed"
         elif entry.transport == "stdio":
             status = "skipped"
+            refused = refuses_to_start(entry) if options.run_stdio and options.live else []
+            if refused:
+                findings.append(
+                    ScanFinding(
+                        "start-refused",
+                        "info",
+                        "Not started for live checks: the startup command failed vetting",
+                        "Even with --run-stdio the scanner does not run a command that "
+                        + ", ".join(sorted({f.id for f in refused}))
+                        + " findings describe; fix the entry first.",
+                        location="command",
+                    )
+                )
         if state.error is not None and state.needs_auth:
             # A URL given without credentials that demands them: the expected, healthy answer.
             findings.append(
