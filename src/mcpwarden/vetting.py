@@ -88,7 +88,8 @@ _PRIVILEGE_PROGRAMS = frozenset({"sudo", "doas", "su", "pkexec", "runas", "gosu"
 _OPERATORS = frozenset({"&&", "||", ";", "|", "&", ";;", "|&", "\n"})
 # Characters a shell would interpret; in a plain argv they do nothing, which is exactly why their
 # presence means the entry was written for (or will be run by) a shell.
-_METACHAR_PATTERN = re.compile(r"&&|\|\||[;|`]|\$\(|\$\{|>\s*\S|<\(|\n")
+# `${VAR}` is left out on purpose: MCP clients expand it themselves, it is how configs reference secrets.
+_METACHAR_PATTERN = re.compile(r"&&|\|\||[;|`]|\$\(|>\s*\S|<\(|\n")
 _SENSITIVE_PATH = re.compile(
     r"(~|\$HOME|/home/[^/\s]+|/root|%USERPROFILE%)?/?\.(ssh|aws|gnupg|kube|docker|npmrc|netrc|pypirc|env)\b"
     r"|id_rsa|id_ed25519|/etc/(passwd|shadow|sudoers)|\.cursor/mcp\.json|claude_desktop_config",

@@ -202,3 +202,35 @@ async def test_progress_is_relayed(front: str, tmp_path: Path) -> None:
     # step, two round trips before the end, must have come.
     assert seen[:1] == [1]
     assert seen == sorted(seen) and set(seen) <= {1, 2, 3}
+
+
+async def test_malformed_upstream_reply_fails_only_its_request(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"alpha": stdio_upstream("alpha")})
+    async with gateway_client("stdio", config) as client:
+        with anyio.fail_after(10), pytest.raises(MCPError) as caught:
+            await client.call_tool("alpha__bad_reply", {})
+        assert caught.value.code == -32603
+        assert caught.value.data["reason"] == "upstream-invalid-reply"
+        assert _text(await client.call_tool("alpha__echo", {"text": "fine"})) == "fine"
+
+
+async def test_stray_foreign_and_multiline_upstream_output_is_dropped(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"alpha": stdio_upstream("alpha")})
+    async with gateway_client("stdio", config) as client:
+        with anyio.fail_after(10):
+            assert _text(await client.call_tool("alpha__stray", {})) == "answered"
+            assert _text(await client.call_tool("alpha__echo", {"text": "fine"})) == "fine"
+
+
+async def test_pushed_elicitation_from_a_legacy_upstream_is_refused(tmp_path: Path) -> None:
+    asked: list[str] = []
+
+    async def elicit(context: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={})
+
+    config = write_config(tmp_path, {"old": stdio_upstream("old", legacy_only=True)})
+    async with gateway_client("stdio", config, elicitation_callback=elicit) as client:
+        result = await client.call_tool("old__push_elicit", {})
+    assert _text(result).startswith("refused")
+    assert asked == []

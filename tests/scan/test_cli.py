@@ -91,6 +91,7 @@ def test_fail_on_threshold(tmp_path: Path) -> None:
     assert runner.invoke(app, ["scan", str(config), "--static-only", "--fail-on", "medium"]).exit_code == 1
     assert runner.invoke(app, ["scan", str(config), "--static-only", "--fail-on", "info"]).exit_code == 1
     assert runner.invoke(app, ["scan", str(config), "--fail-on", "nonsense"]).exit_code == 2
+    assert not (Path.home() / ".mcpwarden").exists()  # nothing listed, so no pin file written
 
 
 def test_clean_config_exits_0(tmp_path: Path) -> None:
@@ -223,3 +224,33 @@ def test_help_lists_the_options() -> None:
         "--concurrency",
     ]:
         assert option in result.stdout
+
+
+def test_progress_is_shown_on_a_terminal(tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from mcpwarden.scan.cli import _run
+    from mcpwarden.scan.runner import ScanOptions
+    from mcpwarden.scan.targets import load_targets
+
+    config = write_config(tmp_path / "c.json", {"notes": stdio_entry("notes"), "files": stdio_entry("files")})
+    stream = io.StringIO()
+    terminal = Console(file=stream, force_terminal=True, width=120)
+    options = ScanOptions(run_stdio=True, timeout=30, pins=tmp_path / "p.json")
+    report = _run(load_targets([str(config)]), options, terminal)
+    assert [server.live for server in report.servers] == ["ok", "ok"]
+    assert "checking" in stream.getvalue()  # the live progress line was drawn
+
+
+def test_a_scanner_fault_exits_2_not_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mcpwarden.scan.runner as runner_module
+
+    def broken(*_args: object, **_kwargs: object) -> list[object]:
+        raise RuntimeError("detector exploded")
+
+    monkeypatch.setattr(runner_module, "static_findings", broken)
+    config = write_config(tmp_path / "c.json", {"x": {"command": "node"}})
+    result = runner.invoke(app, ["scan", str(config)])
+    assert result.exit_code == 2 and "detector exploded" in result.stderr

@@ -79,3 +79,20 @@ def test_unreadable_pin_file_is_an_error(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(ValueError, match="pin file"):
         PinFile.load(path)
+
+
+def test_pin_keys_never_contain_command_lines_or_urls() -> None:
+    from mcpwarden.scan.model import ServerEntry
+
+    secret = "sk-live-0123456789abcdef"
+    stdio = ServerEntry(name="s", source="a", transport="stdio", command="node", args=("--api-key", secret))
+    http = ServerEntry(name="h", source="a", transport="http", url=f"https://x.example/mcp?key={secret}")
+    assert secret not in stdio.identity and secret not in http.identity
+    moved = ServerEntry(
+        name="s", source="other-file", transport="stdio", command="node", args=("--api-key", secret)
+    )
+    assert moved.identity == stdio.identity  # the same server seen by two clients shares its pins
+    changed = ServerEntry(
+        name="s", source="a", transport="stdio", command="node", args=("--api-key", "other")
+    )
+    assert changed.identity != stdio.identity

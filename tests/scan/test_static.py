@@ -150,3 +150,20 @@ def test_redacted_argv_hides_credentials() -> None:
     shown = " ".join(redacted_argv(entry))
     assert "sk-live" not in shown and GITHUB_TOKEN not in shown
     assert "--port 1" in shown and "<redacted>" in shown
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        _stdio(args=("-y", "@modelcontextprotocol/server-filesystem@2025.7.1", "/Users/alice/Desktop")),
+        _stdio(args=("mcp-server-sentry==0.6.2", "--auth-token", "${SENTRY_TOKEN}")),
+        _stdio(args=("--db-path", "/Users/alice/test.db", "postgresql://localhost/mydb")),
+        _stdio(
+            env=(("SORT_KEY", "modified"), ("NODE_ENV", "production"), ("OBSIDIAN_VAULT", "/Users/a/Vault"))
+        ),
+        _http("https://docs.mcp.cloudflare.com/mcp"),
+    ],
+    ids=["filesystem", "sentry-ref", "sqlite-pg", "obsidian-env", "remote-https"],
+)
+def test_common_benign_entries_have_no_static_finding(entry: ServerEntry) -> None:
+    assert _ids(entry) == {}

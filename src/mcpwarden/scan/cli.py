@@ -121,6 +121,10 @@ def scan_command(
     except (OSError, ValueError) as exc:
         errors.print(Text(f"error: {exc}", style="red"))
         raise typer.Exit(EXIT_ERROR) from None
+    except Exception as exc:
+        # Exit 1 means "findings" to CI; a scanner fault must never look like that (or like a pass).
+        errors.print(Text(f"error: the scan failed: {type(exc).__name__}: {exc}", style="red"))
+        raise typer.Exit(EXIT_ERROR) from None
 
     _write(report, format, output)
     raise typer.Exit(EXIT_FINDINGS if report.has_findings_at_or_above(fail_on.value) else EXIT_OK)

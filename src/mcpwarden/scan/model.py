@@ -7,6 +7,7 @@ a frozen dataclass so stages cannot mutate what another stage produced.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -54,10 +55,13 @@ class ServerEntry:
 
     @property
     def identity(self) -> str:
-        """What the server is, independent of which file configures it (the key of its pins)."""
-        if self.transport == "http":
-            return f"{self.name}|{self.url}"
-        return f"{self.name}|{' '.join([self.command or '', *self.args])}"
+        """What the server is, independent of which file configures it (the key of its pins).
+
+        The command line or URL is hashed: it may carry a credential, and the pin file is plain text.
+        """
+        what = self.url if self.transport == "http" else "\0".join([self.command or "", *self.args])
+        digest = hashlib.sha256((what or "").encode("utf-8")).hexdigest()[:32]
+        return f"{self.name}|{self.transport}|{digest}"
 
 
 @dataclass(frozen=True)

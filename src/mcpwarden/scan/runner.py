@@ -209,7 +209,8 @@ async def run_scan(
                 protocol_version=inventory.protocol_version if inventory else None,
             )
         )
-    if pin_file is not None:
+    if pin_file is not None and drift_seen:
+        # Only a scan that listed tools touches the pin file (a --static-only run writes nothing).
         pin_file.save()
     all_warnings = list(warnings)
     for index, entry in enumerate(entries):

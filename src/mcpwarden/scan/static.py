@@ -26,7 +26,8 @@ LIVE_CHECKS_SKIPPED = "live-checks-skipped"
 # Names under which people put credentials (env vars, headers, --flags, query parameters).
 _SECRET_NAME = re.compile(
     r"(token|secret|passw(or)?d|passwd|\bpwd\b|api[-_]?key|apikey|access[-_]?key|private[-_]?key|"
-    r"credential|auth|session|cookie|_key$|^key$|-key$|signing|bearer)",
+    r"credential|auth|session|cookie|^key$|(secret|signing|encryption|client|master|license|service|account|app)"
+    r"[-_]?key|bearer)",
     re.IGNORECASE,
 )
 _NOT_SECRET_NAME = re.compile(

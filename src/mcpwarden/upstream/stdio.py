@@ -144,14 +144,45 @@ async def stdio_transport(
 
 
 def _parse_line(line: bytes, server_id: str) -> SessionMessage | Exception:
+    # The SDK's parser would take a reply carrying both a result and an error as a result; such a
+    # reply is malformed (JSON-RPC 2.0 5.) and must fail its request. The byte test keeps the
+    # extra parse off the hot path.
+    if b'"error"' in line and b'"result"' in line and (reply_id := _reply_id(line)) is not None:
+        body = json.loads(line)
+        if "result" in body and "error" in body:
+            logger.warning("upstream %s sent a reply with both result and error", server_id)
+            return _error_reply(reply_id, "the server sent an invalid reply", reasons.UPSTREAM_INVALID_REPLY)
     try:
         return SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
     except ValueError as exc:
         # The content may be anything the child printed; log its size, not its text.
-        logger.warning(
-            "upstream %s wrote a line that is not a JSON-RPC message (%d bytes)", server_id, len(line)
-        )
-        return exc
+        logger.warning("upstream %s wrote a line that is not a JSON-RPC message (%d bytes)", server_id, len(line))
+        reply_id = _reply_id(line)
+        if reply_id is None:
+            return exc
+        # A malformed reply (e.g. both result and error) still names the request it answers:
+        # fail that request now instead of letting it wait for a timeout.
+        return _error_reply(reply_id, "the server sent an invalid reply", reasons.UPSTREAM_INVALID_REPLY)
+
+
+def _reply_id(line: bytes) -> str | int | None:
+    try:
+        body = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or "method" in body:
+        return None
+    reply_id = body.get("id")
+    if isinstance(reply_id, bool) or not isinstance(reply_id, str | int):
+        return None
+    return reply_id
+
+
+def _error_reply(request_id: str | int, message: str, reason: str) -> SessionMessage:
+    error = types.ErrorData(
+        code=types.INTERNAL_ERROR, message=message, data={"reason": reason, "source": "mcpwarden"}
+    )
+    return SessionMessage(types.JSONRPCError(jsonrpc="2.0", id=request_id, error=error))
 
 
 def _oversize_reply(head: bytes, limit: int, server_id: str) -> SessionMessage | Exception:
@@ -162,12 +193,7 @@ def _oversize_reply(head: bytes, limit: int, server_id: str) -> SessionMessage |
     if match is None:
         return ValueError(f"discarded a line over {limit} bytes")
     request_id = json.loads(match.group(1))
-    error = types.ErrorData(
-        code=types.INTERNAL_ERROR,
-        message=f"the server's answer is over the {limit}-byte limit",
-        data={"reason": reasons.RESULT_TOO_LARGE, "source": "mcpwarden"},
-    )
-    return SessionMessage(types.JSONRPCError(jsonrpc="2.0", id=request_id, error=error))
+    return _error_reply(request_id, f"the server's answer is over the {limit}-byte limit", reasons.RESULT_TOO_LARGE)
 
 
 def _log_stderr(server_id: str, line: bytes) -> None:
