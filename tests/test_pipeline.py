@@ -18,7 +18,7 @@ from mcp.shared.exceptions import MCPError
 
 from mcpwarden.audit.log import SqliteAuditLog
 from mcpwarden.config import ServerSpec, Settings
-from mcpwarden.exchange import ALLOW, Decision, Exchange, deny, hold
+from mcpwarden.exchange import ALLOW, Decision, Exchange, Identity, deny, hold
 from mcpwarden.gateway import Gateway
 from mcpwarden.guards import build_guards
 from mcpwarden.pipeline import BaseGuard, Guard
@@ -101,7 +101,7 @@ async def in_process(tmp_path: Path, guards: list[Guard]) -> AsyncIterator[tuple
         transport="stdio",
         guards=[*build_guards(settings), *guards],
         audit=audit,
-        principal_of=lambda ctx: "tester",
+        principal_of=lambda ctx: Identity("tester"),
         session_key_of=lambda ctx, principal: principal,
     )
     try:
@@ -194,7 +194,7 @@ async def test_invalid_names_from_upstream_are_withheld(tmp_path: Path) -> None:
     from mcpwarden.guards.protocol import ProtocolGuard
 
     guard = ProtocolGuard()
-    exchange = Exchange("tools/list", {}, "p", "stdio", "s", "2026-07-28")
+    exchange = Exchange("tools/list", {}, Identity("p"), "stdio", "s", "2026-07-28")
     schema: dict[str, Any] = {"type": "object"}
     exchange.result = {
         "tools": [

@@ -47,13 +47,27 @@ def hold(reason: str, detail: str, **data: Any) -> Decision:
     return Decision(Verdict.HOLD, reason, detail, data)
 
 
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who is calling, as established by the front (stdio user, API key, or JWT)."""
+
+    name: str
+    roles: frozenset[str] = frozenset()
+    scopes: frozenset[str] = frozenset()
+    method: str = "none"  # how it was established: "stdio", "api-key", "jwt", "none"
+    attributes: Mapping[str, Any] = field(default_factory=dict)  # e.g. selected token claims
+
+
+ANONYMOUS = Identity("anonymous")
+
+
 @dataclass(slots=True)
 class Exchange:
     """One client request and its outcome, as every guard and the audit trail see it."""
 
     method: str
     params: dict[str, Any]
-    principal: str
+    identity: Identity
     transport: str  # "stdio" | "http"
     session_key: str  # identifies the client connection or legacy session (for per-session caps)
     protocol_version: str
@@ -68,3 +82,7 @@ class Exchange:
     correlation_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started: float = field(default_factory=time.time)
     started_monotonic: float = field(default_factory=time.perf_counter)
+
+    @property
+    def principal(self) -> str:
+        return self.identity.name

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from mcpwarden import reasons
 from mcpwarden.audit.events import AuditEvent, digest_arguments
-from mcpwarden.exchange import ALLOW, Decision, Exchange, Verdict, deny
+from mcpwarden.exchange import ALLOW, Decision, Exchange, Identity, Verdict, deny
 from mcpwarden.router import Router, RoutingError
 
 logger = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class DecisionError(MCPError):
         self.decision = decision
 
 
-PrincipalResolver = Callable[[ServerRequestContext[Any, Any]], str]
+PrincipalResolver = Callable[[ServerRequestContext[Any, Any]], Identity]
 SessionKeyResolver = Callable[[ServerRequestContext[Any, Any], str], str]
 
 
@@ -131,13 +131,13 @@ class Pipeline:
         if ctx.request_id is None or ctx.method in UNAUDITED_METHODS:
             return await call_next(ctx)  # notifications (cancel, initialized) and pings
         params = dict(ctx.params or {})
-        principal = self.principal_of(ctx)
+        identity = self.principal_of(ctx)
         exchange = Exchange(
             method=ctx.method,
             params=params,
-            principal=principal,
+            identity=identity,
             transport=self.transport,
-            session_key=self.session_key_of(ctx, principal),
+            session_key=self.session_key_of(ctx, identity.name),
             protocol_version=ctx.protocol_version,
             request_bytes=_size_of(params),
         )

@@ -117,7 +117,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str], int, _Check], ...] = (
     ),
     (
         "aws-access-key",
-        re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}(?![A-Z0-9])"),
+        re.compile(r"(?=A)(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}(?![A-Z0-9])"),
         0,
         None,
     ),
@@ -163,38 +163,40 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str], int, _Check], ...] = (
     ),
     (
         "high-entropy-token",
-        re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{24,}={0,2}(?![A-Za-z0-9+/=_-])"),
+        re.compile(r"(?=[A-Za-z0-9+/_-])(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{24,}={0,2}(?![A-Za-z0-9+/=_-])"),
         0,
         _high_entropy_ok,
     ),
     # --- personal data ---
     (
         "email",
-        re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b"),
+        re.compile(
+            r"(?=[A-Za-z0-9._%+-])(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b"
+        ),
         0,
         None,
     ),
     ("credit-card", re.compile(r"\d(?<![\d-]\d)[\d -]{11,22}\d(?![\d-])"), 0, _card_ok),
-    ("iban", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b"), 0, _iban_ok),
+    ("iban", re.compile(r"(?=[A-Z])\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b"), 0, _iban_ok),
     (
         "us-ssn",
-        re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])"),
+        re.compile(r"(?=\d)(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])"),
         0,
         _digits_ok,
     ),
     (
         "uk-nino",
         re.compile(
-            r"\b(?![DFIQUV])[A-CEGHJ-PR-TW-Z](?![DFIOQUV])[A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"
+            r"(?=[A-CEGHJ-PR-TW-Z])\b(?![DFIQUV])[A-CEGHJ-PR-TW-Z](?![DFIOQUV])[A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"
         ),
         0,
         None,
     ),
-    ("es-dni", re.compile(r"\b\d{8}[A-HJ-NP-TV-Z]\b"), 0, _dni_ok),
+    ("es-dni", re.compile(r"(?=\d)\b\d{8}[A-HJ-NP-TV-Z]\b"), 0, _dni_ok),
     (
         "phone",
         re.compile(
-            r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ "
+            r"(?=[+(\d])(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ "
             r".-]?\d{2,4}){1,3}|\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4})(?![\w])"
         ),
         0,
@@ -225,9 +227,16 @@ _FAST_SKIP = {
 }
 
 
+_ASSIGN_NEEDLE = re.compile(r"pass|pwd|secret|key|token")
+_NUMERIC = frozenset({"credit-card", "iban", "us-ssn", "uk-nino", "es-dni", "phone"})
+_DIGITS3 = re.compile(r"\d\d\d")
+
+
 def _find_in_view(view: View, out: list[SecretMatch]) -> None:
     text = view.text
     lower = view.lower
+    # Every numeric personal-data format has a run of at least three digits.
+    has_digits = _DIGITS3.search(text) is not None
     for kind, pattern, group, check in _PATTERNS:
         needle = _FAST_SKIP.get(kind)
         if needle is not None and needle not in text:
@@ -235,6 +244,10 @@ def _find_in_view(view: View, out: list[SecretMatch]) -> None:
         if kind in ("aws-secret-key",) and "aws" not in lower:
             continue
         if kind == "bearer-token" and "bearer" not in lower:
+            continue
+        if kind == "password-assignment" and _ASSIGN_NEEDLE.search(lower) is None:
+            continue
+        if kind in _NUMERIC and not has_digits:
             continue
         for m in pattern.finditer(text):
             value = m.group(group)

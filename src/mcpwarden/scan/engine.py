@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mcpwarden.detect import find_secrets, make_visible, sanitize, scan, scan_tool
+from mcpwarden.detect import find_secrets, make_visible, render_tool, sanitize, scan, scan_tool
 
 __all__ = ["Detection", "TextKind", "credential_kinds", "detect_text", "detect_tool", "has_hidden", "visible"]
 
@@ -28,17 +28,31 @@ class Detection:
     score: float
     flagged: bool
     reasons: tuple[str, ...]
+    # The text around the first place a rule matched (hidden characters made visible), if any.
+    excerpt: str | None = None
+
+
+def _excerpt(text: str, spans: Any, context: int = 80) -> str | None:
+    located = sorted((int(span.start), int(span.end)) for span in spans if 0 <= int(span.start) < len(text))
+    if not located:
+        return None
+    start, end = located[0]
+    left, right = max(0, start - context), min(len(text), max(end, start + 1) + context)
+    return ("…" if left else "") + make_visible(text[left:right]) + ("…" if right < len(text) else "")
 
 
 def detect_text(text: str, kind: TextKind) -> Detection:
     finding = scan(text, kind)
-    return Detection(float(finding.score), bool(finding.flagged), tuple(finding.reasons))
+    return Detection(
+        float(finding.score), bool(finding.flagged), tuple(finding.reasons), _excerpt(text, finding.spans)
+    )
 
 
 def detect_tool(tool: Mapping[str, Any]) -> Detection:
     """Score a whole tool definition: name, description, every schema key and string (C10)."""
     finding = scan_tool(tool)
-    return Detection(float(finding.score), bool(finding.flagged), tuple(finding.reasons))
+    excerpt = _excerpt(render_tool(tool), finding.spans)
+    return Detection(float(finding.score), bool(finding.flagged), tuple(finding.reasons), excerpt)
 
 
 def credential_kinds(text: str) -> list[str]:

@@ -216,7 +216,7 @@ def inventory_findings(inventory: Inventory) -> list[ScanFinding]:
                     "references to secrets or other tools, or demands for secrecy. Detector: "
                     + _reasons(detection),
                     tool=name,
-                    evidence=_clip(visible(str(tool.get("description", "")))),
+                    evidence=_clip(detection.excerpt or visible(str(tool.get("description", "")))),
                     location="tool",
                 )
             )
@@ -232,7 +232,7 @@ def inventory_findings(inventory: Inventory) -> list[ScanFinding]:
                     "Server instructions try to steer the model (line jumping)",
                     "The instructions every session receives contain injected directions; they act "
                     "before any tool is called (C6). Detector: " + _reasons(detection),
-                    evidence=_clip(visible(inventory.instructions)),
+                    evidence=_clip(detection.excerpt or visible(inventory.instructions)),
                     location="instructions",
                 )
             )
@@ -261,7 +261,7 @@ def _text_item_findings(
                 f"The {location}'s name, description or arguments contain injected directions. Detector: "
                 + _reasons(detection),
                 tool=name,
-                evidence=_clip(visible(str(item.get("description", "")) or text)),
+                evidence=_clip(detection.excerpt or visible(str(item.get("description", "")) or text)),
                 location=location,
             )
         )

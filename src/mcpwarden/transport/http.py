@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcpwarden.audit.log import SqliteAuditLog, audit_db_path
 from mcpwarden.config import Settings
+from mcpwarden.exchange import ANONYMOUS, Identity
 from mcpwarden.gateway import Gateway
 from mcpwarden.guards import build_guards
 from mcpwarden.transport.wire import parse_message
@@ -31,12 +32,14 @@ logger = logging.getLogger(__name__)
 LEGACY_SESSION_HEADER = "mcp-session-id"
 
 
-def http_principal(ctx: Any) -> str:
-    """The authenticated caller; authentication middleware (when configured) sets `scope["user"]`."""
+IDENTITY_SCOPE_KEY = "mcpwarden.identity"
+
+
+def http_principal(ctx: Any) -> Identity:
+    """The caller as the HTTP authentication layer established it (ASGI scope key), else anonymous."""
     request = getattr(ctx, "request", None)
-    user = request.scope.get("user") if isinstance(request, Request) else None
-    identity = getattr(user, "identity", None) or getattr(user, "display_name", None)
-    return str(identity) if identity else "anonymous"
+    identity = request.scope.get(IDENTITY_SCOPE_KEY) if isinstance(request, Request) else None
+    return identity if isinstance(identity, Identity) else ANONYMOUS
 
 
 def http_session_key(ctx: Any, principal: str) -> str:

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from mcpwarden.audit.log import SqliteAuditLog, audit_db_path
 from mcpwarden.config import Settings
+from mcpwarden.exchange import Identity
 from mcpwarden.gateway import Gateway
 from mcpwarden.guards import build_guards
 from mcpwarden.transport.wire import WireError, parse_message
@@ -121,9 +122,12 @@ async def stdio_streams(
             tg.cancel_scope.cancel()
 
 
-def stdio_principal(ctx: Any) -> str:
+STDIO_IDENTITY = Identity("stdio", method="stdio")
+
+
+def stdio_principal(ctx: Any) -> Identity:
     # Whoever can write to our stdin already runs as this OS user: the local user is the principal.
-    return "stdio"
+    return STDIO_IDENTITY
 
 
 def stdio_session_key(ctx: Any, principal: str) -> str:
