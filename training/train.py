@@ -45,7 +45,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.model_selection import GroupKFold
 
 from mcpwarden.detect.classifier import BITS, Model, feature_indices, prepare
-from mcpwarden.detect.engine import score_text
+from mcpwarden.detect.engine import KINDS, score_text
 from mcpwarden.detect.normalize import normalize
 from training.generate import generate, load_tools
 
@@ -135,6 +135,8 @@ def tpr_at(y: Sequence[int], s: Sequence[float], fpr: float) -> float:
 def metrics(y: Sequence[int], scores: dict[str, list[float]]) -> dict[str, Any]:
     out: dict[str, Any] = {"n_pos": int(sum(y)), "n_neg": int(len(y) - sum(y))}
     for name, s in scores.items():
+        if name == "strong":
+            continue
         m: dict[str, float] = {}
         if 0 < sum(y) < len(y):
             m["auc"] = float(roc_auc_score(y, s))
@@ -146,13 +148,30 @@ def metrics(y: Sequence[int], scores: dict[str, list[float]]) -> dict[str, Any]:
 
 
 def engine_scores(rows: Iterable[Row], model: Model, kind: str) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {"rules": [], "classifier": [], "engine": []}
+    """Scores of rules alone, classifier alone and the engine; plus whether a strong rule fired
+    (``strong``: 1.0/0.0), which flags whatever the threshold (so operating points include it)."""
+    out: dict[str, list[float]] = {"rules": [], "classifier": [], "engine": [], "strong": []}
+    # Thresholds above 1 make `flagged` true only when a strong rule fired.
+    probe = Model(model.weights, model.bias, dict.fromkeys(KINDS, 1.01), {})
     for r in rows:
         text = r["text"]
         out["rules"].append(score_text(text, kind, None).score)
         out["classifier"].append(score_text(text, kind, model, use_rules=False).score)
-        out["engine"].append(score_text(text, kind, model).score)
+        f = score_text(text, kind, probe)
+        out["engine"].append(f.score)
+        out["strong"].append(1.0 if f.flagged else 0.0)
     return out
+
+
+def operating_point(y: Sequence[int], sc: dict[str, list[float]], thr: float) -> dict[str, float]:
+    """What users get at the shipped threshold: flagged = strong rule or engine score >= thr."""
+    flagged = [s >= thr or st > 0 for s, st in zip(sc["engine"], sc["strong"], strict=True)]
+    pos = [f for f, t in zip(flagged, y, strict=True) if t == 1]
+    neg = [f for f, t in zip(flagged, y, strict=True) if t == 0]
+    return {
+        "tpr": round(float(np.mean(pos)), 4) if pos else float("nan"),
+        "fpr": round(float(np.mean(neg)), 4) if neg else float("nan"),
+    }
 
 
 def template_set(tid: str) -> int:
@@ -175,8 +194,8 @@ def evaluate(
     # --- tool descriptions: GroupKFold by Docker registry server ---------------------------------
     docker = [r for r in base if r["src"] == "docker"]
     servers = np.array([server_of(r) for r in docker])
-    pooled: dict[str, Any] = {"y": [], "engine": [], "rules": [], "classifier": []}
-    hard: dict[str, Any] = {"y": [], "engine": [], "rules": [], "classifier": []}
+    pooled: dict[str, Any] = {"y": [], "engine": [], "rules": [], "classifier": [], "strong": []}
+    hard: dict[str, Any] = {"y": [], "engine": [], "rules": [], "classifier": [], "strong": []}
     for fold, (_tr, te) in enumerate(GroupKFold(n_splits=5).split(docker, groups=servers)):
         test_servers = set(servers[te])
         train_rows = [
@@ -222,11 +241,12 @@ def evaluate(
         pooled["y"], {k: pooled[k] for k in ("rules", "classifier", "engine")}
     )
     thr_td = float(np.quantile(negatives["tool_description"], 0.99))
-    results[
+    key = "tool_description (Docker registry, by server; poisons from held-out templates)"
+    results[key]["at shipped threshold"] = operating_point(pooled["y"], pooled, thr_td)
+    hard_key = (
         "tool_description hard negatives (benign insertions, held-out servers): FPR at shipped threshold"
-    ] = {k: round(float(np.mean(np.array(hard[k]) >= thr_td)), 4) for k in ("engine",)} | {
-        "n": len(hard["y"])
-    }
+    )
+    results[hard_key] = {"fpr": operating_point(hard["y"], hard, thr_td)["fpr"], "n": len(hard["y"])}
 
     # BFCL as an unseen source of benign tool definitions.
     train_rows = [r for r in all_rows if r["src"] != "bfcl" and "bfcl" not in r["src"]]
@@ -235,11 +255,13 @@ def evaluate(
     bfcl = [r for r in base if r["src"] == "bfcl"]
     sc = engine_scores(bfcl, model, "tool_description")
     results["tool_description FPR on BFCL (source held out) at shipped threshold"] = {
-        k: round(float(np.mean(np.array(sc[k]) >= thr_td)), 4) for k in ("engine",)
-    } | {"n": len(bfcl)}
+        "fpr": operating_point([0] * len(bfcl), sc, thr_td)["fpr"],
+        "n": len(bfcl),
+    }
     negatives["tool_description"] += sc["engine"]
 
     # --- untrusted text: leave one source out ----------------------------------------------------
+    loso: dict[str, tuple[list[int], dict[str, list[float]]]] = {}
     for held in RESULT_SOURCES:
         train_rows = [r for r in all_rows if r["src"] != held]
         idx = [pos[id(r)] for r in train_rows]
@@ -248,11 +270,15 @@ def evaluate(
         sc = engine_scores(test, model, "tool_result")
         y = [r["label"] for r in test]
         results[f"tool_result/untrusted text: {held} held out"] = metrics(y, sc)
+        loso[held] = (y, sc)
         negatives["tool_result"] += [s for s, t in zip(sc["engine"], y, strict=True) if t == 0]
         if held == "slabs":
             ya = [r for r in base if r["src"] == "yanismiraoui"]
-            ys = engine_scores(ya, model, "tool_result")
-            negatives["yanis_pos"] = ys["engine"]
+            ya_sc = engine_scores(ya, model, "tool_result")
+            # A strong rule flags regardless of the threshold: count it as a score of 1.
+            negatives["yanis_pos"] = [
+                max(a, b) for a, b in zip(ya_sc["engine"], ya_sc["strong"], strict=True)
+            ]
         log(f"held out {held}: {time.time() - t0:.0f}s")
     # --- BIPIA in distribution: contexts AND attacks both held out (5 x 5 grid, diagonal) -------
     bipia = [r for r in base if r["src"] == "bipia"]
@@ -277,7 +303,7 @@ def evaluate(
         return c, a
 
     ys: list[int] = []
-    scs: dict[str, list[float]] = {"rules": [], "classifier": [], "engine": []}
+    scs: dict[str, list[float]] = {"rules": [], "classifier": [], "engine": [], "strong": []}
     for k in range(5):
         train_b = [r for r in bipia if k not in folds_of(r)]
         test_b = [r for r in bipia if folds_of(r)[0] == k and (r["label"] == 0 or folds_of(r)[1] == k)]
@@ -288,7 +314,14 @@ def evaluate(
         ys += [r["label"] for r in test_b]
         for name in scs:
             scs[name] += sc[name]
-    results["tool_result: BIPIA, unseen contexts and unseen attacks (grouped 5-fold)"] = metrics(ys, scs)
+    bipia_key = "tool_result: BIPIA, unseen contexts and unseen attacks (grouped 5-fold)"
+    results[bipia_key] = metrics(ys, scs)
+    thr_tr = float(np.quantile(negatives["tool_result"], 0.99))
+    results[bipia_key]["at shipped threshold"] = operating_point(ys, scs, thr_tr)
+    for held, (y_h, sc_h) in loso.items():
+        results[f"tool_result/untrusted text: {held} held out"]["at shipped threshold"] = operating_point(
+            y_h, sc_h, thr_tr
+        )
     log(f"bipia grouped: {time.time() - t0:.0f}s")
     return results, negatives
 
@@ -301,6 +334,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--n-generated", type=int, default=6000)
     ap.add_argument("--c", type=float, default=4.0, help="inverse L2 regularisation strength")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument(
+        "--smoke", action="store_true", help="tiny subsample, to test the pipeline (writes nothing)"
+    )
     args = ap.parse_args(argv)
 
     def log(msg: str) -> None:
@@ -309,6 +345,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     random.seed(args.seed)
     np.random.seed(args.seed)
     rows = load_rows(args.data)
+    if args.smoke:
+        per_src: dict[str, int] = defaultdict(int)
+        rng = random.Random(0)
+        rng.shuffle(rows)
+        kept = []
+        for r in rows:
+            per_src[r["src"]] += 1
+            if per_src[r["src"]] <= 250:
+                kept.append(r)
+        rows = kept
+        args.n_generated = 400
+        args.eval = True
     tools = load_tools(args.data)
     gen = list(generate(tools, args.n_generated, args.n_generated // 2, args.seed))
     for r in gen:
@@ -336,6 +384,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             "threshold"
         ] = round(float(np.mean(np.array(neg["yanis_pos"]) >= tr)), 4)
         results["thresholds"] = {k: round(v, 4) for k, v in thresholds.items()}
+        if args.smoke:
+            print(json.dumps(results, indent=2))
+            return
         results_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     else:
         thresholds = json.loads(results_path.read_text(encoding="utf-8"))["thresholds"]

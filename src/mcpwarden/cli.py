@@ -19,6 +19,7 @@ import mcpwarden
 from mcpwarden.audit.cli import audit_app
 from mcpwarden.config import Settings, load_settings
 from mcpwarden.errors import MCPWardenError
+from mcpwarden.scan.cli import scan_command
 
 app = typer.Typer(
     name="mcpwarden",
@@ -27,7 +28,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+# Sub-commands that live beside their feature (one line each).
 app.add_typer(audit_app, name="audit")
+app.command("scan")(scan_command)
 
 err = Console(stderr=True)
 

@@ -41,6 +41,11 @@ class ServerSpec(_Model):
     cwd: str | None = Field(None, description="Working directory of a stdio server.")
     url: str | None = Field(None, description="Streamable HTTP endpoint of an HTTP server.")
     headers: dict[str, str] = Field(default_factory=dict, description="Headers sent to an HTTP server.")
+    headers_from_files: dict[str, str] = Field(
+        default_factory=dict,
+        description="Headers sent to an HTTP server whose values are read from files (secrets), "
+        "re-read at each (re)connect: {Authorization: /run/secrets/tickets}.",
+    )
     type: Literal["stdio", "http", "streamable-http", "streamableHttp"] | None = Field(
         None, description="Transport, as MCP client configs spell it; inferred when omitted."
     )
@@ -56,6 +61,11 @@ class ServerSpec(_Model):
                 raise ValueError("'url' must start with http:// or https://")
         elif self.type not in (None, "stdio"):
             raise ValueError(f"type {self.type!r} needs 'url', not 'command'")
+        if self.headers_from_files and self.url is None:
+            raise ValueError("'headers_from_files' is for HTTP servers (with 'url')")
+        both = {name.lower() for name in self.headers} & {name.lower() for name in self.headers_from_files}
+        if both:
+            raise ValueError(f"header {sorted(both)[0]!r} is given in both 'headers' and 'headers_from_files'")
         return self
 
     @property
@@ -64,31 +74,155 @@ class ServerSpec(_Model):
 
 
 class OAuthSettings(_Model):
-    issuer: str = Field(description="The authorization server's issuer; tokens' `iss` must equal it.")
-    audience: str = Field(description="The gateway's own resource URI; tokens' `aud` must contain it.")
+    """The gateway as an OAuth 2.1 resource server: which JWT access tokens it accepts, and how
+    their claims become an identity. Everything a token could choose (algorithm, keys, issuer) is
+    fixed here instead; see `mcpwarden.auth.jwt`."""
+
+    issuer: str = Field(min_length=1, description="The authorization server's issuer; tokens' `iss` must equal it.")
+    audience: str = Field(
+        min_length=1, description="The gateway's own resource URI; tokens' `aud` must equal or contain it."
+    )
     jwks_uri: str | None = Field(None, description="Where the issuer's signing keys are published.")
     jwks_file: str | None = Field(None, description="A local JWKS file, instead of jwks_uri.")
-    algorithms: tuple[str, ...] = Field(("RS256",), description="Accepted signature algorithms.")
+    algorithms: tuple[str, ...] = Field(
+        ("RS256",), min_length=1, description="Accepted signature algorithms (asymmetric only)."
+    )
+    leeway: float = Field(30.0, ge=0, le=60, description="Seconds of clock skew allowed on exp, nbf and iat.")
+    required_claims: tuple[str, ...] = Field(
+        ("exp", "iat", "iss", "aud", "sub"), description="Claims every token must carry."
+    )
+    required_typ: str | None = Field(
+        None, description="Required JWT `typ` header, e.g. at+jwt (RFC 9068); unset accepts JWT or at+jwt."
+    )
+    principal_claim: str = Field("sub", min_length=1, description="Claim that names the principal.")
+    roles_claim: str = Field("roles", min_length=1, description="Claim holding roles (list or space-separated).")
+    scopes_claim: str = Field("scope", min_length=1, description="Claim holding scopes (space-separated or list).")
+    jwks_ttl: float = Field(
+        300.0, gt=0, le=86400, description="Seconds fetched keys stay valid; past it, unreachable keys fail closed."
+    )
+    jwks_refresh_interval: float = Field(
+        30.0, ge=0, description="Least seconds between two refreshes prompted by an unknown `kid`."
+    )
+    jwks_timeout: float = Field(5.0, gt=0, le=60, description="Seconds one JWKS fetch may take.")
+    tool_scopes: dict[str, str] = Field(
+        default_factory=dict,
+        description="Exposed tool name (glob) -> scope a token needs to call it; all matching apply.",
+    )
 
     @model_validator(mode="after")
     def _one_key_source(self) -> OAuthSettings:
         if (self.jwks_uri is None) == (self.jwks_file is None):
             raise ValueError("give exactly one of 'jwks_uri' or 'jwks_file'")
+        if self.jwks_uri is not None and not _is_https_or_loopback(self.jwks_uri):
+            raise ValueError("'jwks_uri' must be an https URL (plain http only on 127.0.0.1, ::1 or localhost)")
         return self
+
+    @field_validator("algorithms")
+    @classmethod
+    def _asymmetric_only(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for algorithm in value:
+            if algorithm not in ASYMMETRIC_ALGORITHMS:
+                raise ValueError(
+                    f"unsupported algorithm {algorithm!r}; use one of {', '.join(ASYMMETRIC_ALGORITHMS)}"
+                )
+        return value
+
+    @field_validator("tool_scopes")
+    @classmethod
+    def _narrow_scopes(cls, value: dict[str, str]) -> dict[str, str]:
+        for pattern, scope in value.items():
+            if not re.fullmatch(r"[\x21\x23-\x5b\x5d-\x7e]+", scope):
+                raise ValueError(f"scope for {pattern!r} must be one scope token (no spaces or quotes)")
+            if scope.lower() in _OVERBROAD_SCOPES:
+                raise ValueError(f"scope {scope!r} for {pattern!r} is over-broad; name a narrow scope")
+        return value
+
+
+ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+_OVERBROAD_SCOPES = frozenset({"*", "all", "full-access", "full_access", "admin:*", "root"})
+
+
+def _is_https_or_loopback(url: str) -> bool:
+    match = re.match(r"^(https?)://(\[[^\]]+\]|[^/:?#]+)", url)
+    if match is None:
+        return False
+    scheme, host = match.group(1), match.group(2).lower()
+    return scheme == "https" or host in {"127.0.0.1", "localhost", "[::1]"}
 
 
 class AuthSettings(_Model):
+    """How HTTP callers prove who they are (stdio callers are the local user and need nothing)."""
+
     api_keys: bool = Field(True, description="Accept API keys minted with `mcpwarden keys create`.")
     oauth: OAuthSettings | None = Field(None, description="Accept OAuth 2.1 JWT access tokens.")
 
+    @model_validator(mode="after")
+    def _some_method(self) -> AuthSettings:
+        if not self.api_keys and self.oauth is None:
+            raise ValueError("with 'api_keys: false', configure 'oauth'; otherwise no HTTP caller could connect")
+        return self
+
+
+def _star_glob(value: str) -> str:
+    # The policy engine (Cedar `like`) knows one wildcard, `*`; refuse others rather than misread them.
+    if any(char in value for char in "?[]"):
+        raise ValueError("only '*' is a wildcard here ('?' and '[...]' are not supported)")
+    if not value or any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
+        raise ValueError("must be a non-empty name or glob without control characters")
+    return value
+
+
+class ArgumentCondition(_Model):
+    """What one named argument must satisfy; give exactly one kind of check."""
+
+    within: tuple[str, ...] | None = Field(
+        None, description="Path roots: the argument (or each item of a list) must resolve inside one."
+    )
+    hosts: tuple[str, ...] | None = Field(
+        None, description="URL host allow-list (exact or glob, e.g. *.example.com)."
+    )
+    recipients: tuple[str, ...] | None = Field(
+        None, description="E-mail recipient allow-list (exact or glob, e.g. *@example.com)."
+    )
+    sql: Literal["read-only"] | None = Field(
+        None, description="'read-only': one SELECT (or WITH ... SELECT) statement and no writes."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ArgumentCondition:
+        given = [name for name in ("within", "hosts", "recipients", "sql") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of 'within', 'hosts', 'recipients' or 'sql'")
+        lists = (self.within, self.hosts, self.recipients)
+        if any(values is not None and (not values or not all(values)) for values in lists):
+            raise ValueError("the allow-list must name at least one non-empty entry")
+        if self.within is not None and not all(os.path.isabs(root) for root in self.within):
+            raise ValueError("path roots must be absolute")
+        return self
+
 
 class PolicyRule(_Model):
-    principal: str = Field("*", description="A principal name or role:NAME; glob.")
-    tool: str = Field("*", description="An exposed tool, prompt or resource name; glob.")
+    principal: str = Field("*", description="A principal name or role:NAME; glob ('*' only).")
+    tool: str = Field("*", description="An exposed tool, prompt or resource name; glob ('*' only).")
+    scopes: tuple[str, ...] = Field((), description="Scopes the caller must all hold (exact match).")
+    where: dict[str, ArgumentCondition] = Field(
+        default_factory=dict, description="Argument conditions, keyed by argument name."
+    )
+
+    _globs = field_validator("principal", "tool")(_star_glob)
 
 
 class PolicySettings(_Model):
+    mode: Literal["enforce", "dry-run"] = Field(
+        "enforce", description="dry-run: log and audit what would be denied, but allow it."
+    )
     allow: tuple[PolicyRule, ...] = Field((), description="Grants; HTTP callers get nothing else.")
+    deny: tuple[PolicyRule, ...] = Field(
+        (), description="Refusals; they win over grants. With 'where': refuse calls that fail it."
+    )
+    cedar_file: str | None = Field(
+        None, description="A Cedar policy file (relative to this config), used beside the shorthand."
+    )
 
 
 class Budget(_Model):

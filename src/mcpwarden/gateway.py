@@ -48,7 +48,7 @@ from mcpwarden.pipeline import (
     current_exchange,
 )
 from mcpwarden.router import Router
-from mcpwarden.upstream.connection import ChangeKind, Upstream, UpstreamUnavailable
+from mcpwarden.upstream.connection import ChangeKind, Upstream, UpstreamUnavailable, forwarded_capabilities
 
 logger = logging.getLogger(__name__)
 
@@ -317,7 +317,12 @@ class Gateway:
                 target, input_responses=responses, request_state=state, allow_input_required=True
             )
 
-        result = await self._relay(ctx, send, params.input_responses, params.request_state)
+        try:
+            result = await self._relay(ctx, send, params.input_responses, params.request_state)
+        except MCPError as exc:
+            if isinstance(exc.error.data, dict) and "uri" in exc.error.data:
+                exc.error.data["uri"] = exposed  # never the upstream's own URI
+            raise
         if isinstance(result, types.ReadResourceResult):
             # Contents name the upstream's URI; the client must only ever see exposed ones.
             for content in result.contents:
@@ -399,7 +404,10 @@ class Gateway:
         responses: types.InputResponses | None,
         state: str | None,
     ) -> _ResultT:
+        forwarded_capabilities.set(_relayable_capabilities(ctx))
         result = await self._upstream_call(send(responses, state))
+        if isinstance(result, types.InputRequiredResult):
+            _require_client_capabilities(ctx, result.input_requests or {})
         if ctx.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:
             # A legacy client cannot take an InputRequiredResult: ask it the questions ourselves,
             # as real server-to-client requests, and retry the upstream with the answers.
@@ -418,6 +426,36 @@ class Gateway:
                 )
         _strip_upstream_identity(result)
         return result
+
+
+def _relayable_capabilities(ctx: ServerRequestContext[Any, Any]) -> dict[str, Any]:
+    """What the calling client can answer, limited to the input requests the gateway can relay."""
+    declared = ctx.session.client_capabilities
+    if declared is None:
+        return {}
+    wire = declared.model_dump(by_alias=True, mode="json", exclude_none=True)
+    return {key: wire[key] for key in ("elicitation", "sampling", "roots") if key in wire}
+
+
+def _require_client_capabilities(
+    ctx: ServerRequestContext[Any, Any], requests: Mapping[str, types.InputRequest]
+) -> None:
+    """A server must not send input requests the client never declared it can answer (-32021)."""
+    declared = ctx.session.client_capabilities or types.ClientCapabilities()
+    missing: dict[str, Any] = {}
+    for request in requests.values():
+        if isinstance(request, types.ElicitRequest) and declared.elicitation is None:
+            missing["elicitation"] = {}
+        elif isinstance(request, types.CreateMessageRequest) and declared.sampling is None:
+            missing["sampling"] = {}
+        elif isinstance(request, types.ListRootsRequest) and declared.roots is None:
+            missing["roots"] = {}
+    if missing:
+        raise MCPError(
+            types.MISSING_REQUIRED_CLIENT_CAPABILITY,
+            f"the server needs the client capabilities: {', '.join(sorted(missing))}",
+            {"requiredCapabilities": missing, "reason": reasons.MISSING_CLIENT_CAPABILITY},
+        )
 
 
 def _required(value: str | None) -> str:

@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import mcp_types as types
+from mcp_types.methods import CLIENT_REQUESTS, SPEC_CLIENT_METHODS
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, ValidationError
@@ -56,6 +58,18 @@ _current_exchange: contextvars.ContextVar[Exchange] = contextvars.ContextVar("mc
 def current_exchange() -> Exchange:
     """The exchange of the request being handled; handlers read the route from it."""
     return _current_exchange.get()
+
+
+# Task methods exist per era: experimental core in 2025-11-25, the tasks extension since 2026-07-28.
+_LEGACY_TASK_METHODS = frozenset({"tasks/get", "tasks/result", "tasks/cancel", "tasks/list"})
+_MODERN_TASK_METHODS = frozenset({"tasks/get", "tasks/update", "tasks/cancel"})
+
+
+def _not_in_this_version(method: str, version: str) -> bool:
+    if method.startswith("tasks/"):
+        modern = version in MODERN_PROTOCOL_VERSIONS
+        return method not in (_MODERN_TASK_METHODS if modern else _LEGACY_TASK_METHODS)
+    return method in SPEC_CLIENT_METHODS and (method, version) not in CLIENT_REQUESTS
 
 
 class Guard(Protocol):
@@ -146,10 +160,14 @@ class Pipeline:
         outcome = "allow"
         token = _current_exchange.set(exchange)
         try:
+            if _not_in_this_version(ctx.method, ctx.protocol_version):
+                # A spec method this protocol version does not have (e.g. resources/subscribe at
+                # 2026-07-28) is "method not found", whatever its params say.
+                raise MCPError(types.METHOD_NOT_FOUND, "Method not found", ctx.method)
             try:
                 route = self.router.route(ctx.method, params)
             except RoutingError as exc:
-                decision, deciding_guard = deny(exc.reason, exc.detail), "router"
+                decision, deciding_guard = deny(exc.reason, exc.detail, **exc.data), "router"
                 raise DecisionError(decision, exchange) from None
             exchange.server, exchange.target = route.server, route.target
             exchange.exposed_name, exchange.arguments = route.exposed_name, route.arguments
@@ -176,7 +194,8 @@ class Pipeline:
         except MCPError as exc:
             outcome = "error"
             data = exc.error.data if isinstance(exc.error.data, dict) else {}
-            decision = deny(str(data.get("reason", reasons.UPSTREAM_ERROR)), exc.message[:200])
+            default = reasons.METHOD_NOT_SUPPORTED if exc.code == types.METHOD_NOT_FOUND else reasons.UPSTREAM_ERROR
+            decision = deny(str(data.get("reason", default)), exc.message[:200])
             raise
         finally:
             for guard in self.guards:

@@ -16,6 +16,7 @@ REQUEST_TOO_LARGE = "request-too-large"
 RESULT_TOO_LARGE = "result-too-large"
 TOO_MANY_IN_FLIGHT = "too-many-in-flight"
 METHOD_NOT_SUPPORTED = "method-not-supported"
+MISSING_CLIENT_CAPABILITY = "missing-client-capability"
 
 # Upstream health
 UPSTREAM_UNAVAILABLE = "upstream-unavailable"
@@ -37,3 +38,7 @@ RATE_LIMITED = "rate-limited"
 BUDGET_EXHAUSTED = "budget-exhausted"
 LOOP_DETECTED = "loop-detected"
 CONTENT_BLOCKED = "content-blocked"
+
+# Authentication (issue 3: auth/ and guards/scopes.py)
+INVALID_TOKEN = "invalid-token"
+INSUFFICIENT_SCOPE = "insufficient-scope"

@@ -25,10 +25,11 @@ _TASKS = {"tasks/get", "tasks/result", "tasks/cancel", "tasks/update"}
 
 
 class RoutingError(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, **data: Any) -> None:
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+        self.data = data  # extra fields for the client's error.data (e.g. the unknown uri)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,5 +109,5 @@ class Router:
             raise RoutingError(reasons.INVALID_REQUEST, "uri must be a string")
         split = self.split_uri(uri)
         if split is None:
-            raise RoutingError(reasons.UNKNOWN_RESOURCE, "no server exposes that resource")
+            raise RoutingError(reasons.UNKNOWN_RESOURCE, "Resource not found", uri=uri)
         return Route(split[0], split[1], uri, None)

@@ -228,7 +228,7 @@ _FAST_SKIP = {
 
 
 _ASSIGN_NEEDLE = re.compile(r"pass|pwd|secret|key|token")
-_NUMERIC = frozenset({"credit-card", "iban", "us-ssn", "uk-nino", "es-dni", "phone"})
+_NUMERIC = frozenset({"credit-card", "iban", "us-ssn", "es-dni", "phone"})
 _DIGITS3 = re.compile(r"\d\d\d")
 
 

@@ -11,6 +11,7 @@ into at most one re-list per `RELIST_INTERVAL` (E11) and reported to the gateway
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -25,6 +26,7 @@ from mcp.client.session import ClientRequestContext
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
+from mcp_types import CLIENT_CAPABILITIES_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 import mcpwarden
@@ -43,6 +45,31 @@ _BACKOFF_START = 0.25
 
 ChangeCallback = Callable[[str, frozenset[ChangeKind]], Awaitable[None]]
 ResourceUpdateCallback = Callable[[str, str], Awaitable[None]]
+
+
+# The capabilities of the client on whose behalf a request goes upstream (wire form), so a modern
+# server asks only for input the real client can give; set per request by the gateway.
+forwarded_capabilities: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "mcpwarden_forwarded_capabilities", default=None
+)
+
+
+def _forward_client_capabilities(client: Client) -> None:
+    """Make the client's per-request `_meta` carry the calling client's capabilities.
+
+    The SDK stamps the connection's own capabilities on every modern request; this wraps that
+    stamp (a private seam of the pinned mcp 2.3 SDK) to substitute the caller's, when known.
+    """
+    session = client.session
+    original = session._stamp  # noqa: SLF001 - see docstring
+
+    def stamp(data: dict[str, Any], opts: Any) -> None:
+        original(data, opts)
+        capabilities = forwarded_capabilities.get()
+        if capabilities is not None:
+            data["params"]["_meta"][CLIENT_CAPABILITIES_META_KEY] = capabilities
+
+    session._stamp = stamp  # noqa: SLF001
 
 
 class UpstreamUnavailable(UpstreamError):
@@ -171,15 +198,19 @@ class Upstream:
             mode="auto",
             read_timeout_seconds=self.settings.request_timeout,
             message_handler=self._on_message,
+            # Elicitation is declared so modern servers can ask through multi round-trip results,
+            # which the gateway relays only to clients that declared it themselves (gateway.py).
+            # Sampling and roots are not declared: the server must answer -32021 rather than
+            # assume a capability the real client may not have.
             elicitation_callback=_refuse_elicitation,
-            sampling_callback=_refuse_sampling,
-            list_roots_callback=_no_roots,
             client_info=types.Implementation(name="mcpwarden", version=mcpwarden.__version__),
             cache=None,
         )
         # The handshake is bounded by the client's read timeout; a cancel scope around entering
         # the client cannot be used, since the client's own task groups outlive that scope.
         async with client:
+            if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                _forward_client_capabilities(client)
             try:
                 await self._replace_catalog(await self._list_catalog(client, ALL_KINDS, client.instructions))
                 self._client = client
@@ -215,15 +246,20 @@ class Upstream:
             client = self._client
             if client is not None and kinds:
                 try:
-                    await self._replace_catalog(await self._list_catalog(client, kinds, client.instructions))
+                    fresh = await self._list_catalog(client, kinds, client.instructions)
+                    await self._replace_catalog(fresh, announced=kinds)
                 except Exception as exc:
                     logger.warning("re-listing upstream %s failed: %s", self.server_id, _describe(exc))
             await anyio.sleep(RELIST_INTERVAL)
 
-    async def _replace_catalog(self, new: Catalog) -> None:
-        """Install a fresh listing and tell the gateway which kinds really changed."""
+    async def _replace_catalog(self, new: Catalog, announced: frozenset[ChangeKind] = frozenset()) -> None:
+        """Install a fresh listing and tell the gateway which kinds changed.
+
+        What the server announced is passed on even when the listing looks the same (a tool may
+        have come and gone between two listings); a reconnect only reports real differences.
+        """
         old, self.catalog = self.catalog, new
-        changed: set[ChangeKind] = set()
+        changed: set[ChangeKind] = set(announced)
         if new.tools != old.tools or new.instructions != old.instructions:
             changed.add("tools")
         if new.prompts != old.prompts:
