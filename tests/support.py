@@ -100,7 +100,9 @@ def http_gateway(config: Path, log: Path | None = None) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def http_gateway_process(config: Path, log: Path | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def http_gateway_process(
+    config: Path, log: Path | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
     log_file = open(log or config.parent / "gateway.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(

@@ -55,8 +55,10 @@ def test_contract_example_parses(tmp_path: Path) -> None:
 
 
 def test_mcpservers_shape_is_accepted(tmp_path: Path) -> None:
-    text = '{"mcpServers": {"fs": {"type": "stdio", "command": "npx", "args": ["-y", "x"]}, ' \
-           '"web": {"type": "http", "url": "https://example.com/mcp"}}}'
+    text = (
+        '{"mcpServers": {"fs": {"type": "stdio", "command": "npx", "args": ["-y", "x"]}, '
+        '"web": {"type": "http", "url": "https://example.com/mcp"}}}'
+    )
     settings = parse_settings(text, tmp_path / "c.json", {})
     assert set(settings.servers) == {"fs", "web"}
     assert settings.servers["web"].url == "https://example.com/mcp"
@@ -65,7 +67,10 @@ def test_mcpservers_shape_is_accepted(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("servers:\n  a:\n    command: x\n    bogus: 1\n", "mcpwarden.yaml:4: key 'servers.a.bogus': unknown key"),
+        (
+            "servers:\n  a:\n    command: x\n    bogus: 1\n",
+            "mcpwarden.yaml:4: key 'servers.a.bogus': unknown key",
+        ),
         ("no_such_key: 1\n", "key 'no_such_key': unknown key"),
         ("servers:\n  Bad_Id:\n    command: x\n", "servers.Bad_Id"),
         ("servers:\n  a:\n    url: ftp://x\n", "'url' must start with http:// or https://"),
@@ -95,8 +100,11 @@ def test_environment_default_and_no_secret_echo(tmp_path: Path) -> None:
     )
     assert settings.servers["a"].headers["A"] == "fallback"
     with pytest.raises(ConfigError) as caught:
-        parse_settings("servers:\n  a:\n    command: x\n    args: '${SECRET}'\n", tmp_path / "c.yaml",
-                       {"SECRET": "hunter2-value"})
+        parse_settings(
+            "servers:\n  a:\n    command: x\n    args: '${SECRET}'\n",
+            tmp_path / "c.yaml",
+            {"SECRET": "hunter2-value"},
+        )
     assert "hunter2-value" not in str(caught.value)
 
 

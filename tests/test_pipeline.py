@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import mcp_types as types
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
@@ -90,9 +89,11 @@ class Order(BaseGuard):
 
 
 @asynccontextmanager
-async def in_process(tmp_path: Path, guards: list[Guard]) -> AsyncIterator[tuple[Client, SqliteAuditLog]]:
+async def in_process(tmp_path: Path, guards: list[Guard]) -> AsyncIterator[Client]:
     settings = Settings(
-        servers={"alpha": ServerSpec(command=PYTHON, args=(str(UPSTREAM_SERVER),), env={"FIXTURE_NAME": "alpha"})},
+        servers={
+            "alpha": ServerSpec(command=PYTHON, args=(str(UPSTREAM_SERVER),), env={"FIXTURE_NAME": "alpha"})
+        },
         state_dir=tmp_path,
     )
     audit = SqliteAuditLog(tmp_path / "audit.db")
@@ -106,7 +107,7 @@ async def in_process(tmp_path: Path, guards: list[Guard]) -> AsyncIterator[tuple
     )
     try:
         async with gateway.running(), Client(gateway.server) as client:
-            yield client, audit
+            yield client
     finally:
         audit.close()
 
@@ -117,7 +118,7 @@ def trail(tmp_path: Path) -> SqliteAuditLog:
 
 async def test_denial_is_an_error_with_reason_and_never_reaches_upstream(tmp_path: Path) -> None:
     guard = DenyTool("alpha__add")
-    async with in_process(tmp_path, [guard]) as (client, audit):
+    async with in_process(tmp_path, [guard]) as client:
         served_before = (await client.call_tool("alpha__served", {"method": "tools/call"})).structured_content
         with pytest.raises(MCPError) as caught:
             await client.call_tool("alpha__add", {"a": 1, "b": 2})
@@ -133,7 +134,7 @@ async def test_denial_is_an_error_with_reason_and_never_reaches_upstream(tmp_pat
 
 
 async def test_hold_carries_its_data(tmp_path: Path) -> None:
-    async with in_process(tmp_path, [HoldTool()]) as (client, audit):
+    async with in_process(tmp_path, [HoldTool()]) as client:
         with pytest.raises(MCPError) as caught:
             await client.call_tool("alpha__slow", {"seconds": 0})
     assert caught.value.data["reason"] == "approval-required"
@@ -141,8 +142,10 @@ async def test_hold_carries_its_data(tmp_path: Path) -> None:
     assert trail(tmp_path).tail(1)[0].event.decision == "hold"
 
 
-async def test_a_crashing_guard_denies_and_leaks_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    async with in_process(tmp_path, [Crashes()]) as (client, audit):
+async def test_a_crashing_guard_denies_and_leaks_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with in_process(tmp_path, [Crashes()]) as client:
         with pytest.raises(MCPError) as caught:
             await client.call_tool("alpha__pid", {})
         still_works = await client.call_tool("alpha__echo", {"text": "ok"})
@@ -156,22 +159,22 @@ async def test_a_crashing_guard_denies_and_leaks_nothing(tmp_path: Path, caplog:
 
 
 async def test_response_guards_may_redact(tmp_path: Path) -> None:
-    async with in_process(tmp_path, [Redacts()]) as (client, _):
+    async with in_process(tmp_path, [Redacts()]) as client:
         result = await client.call_tool("alpha__echo", {"text": "the secret is out"})
     assert result.content[0].text == "the [REDACTED] is out"  # type: ignore[union-attr]
 
 
 async def test_guards_run_forward_then_in_reverse_then_finish(tmp_path: Path) -> None:
     log: list[str] = []
-    async with in_process(tmp_path, [Order("a", log), Order("b", log)]) as (client, _):
+    async with in_process(tmp_path, [Order("a", log), Order("b", log)]) as client:
         log.clear()
         await client.call_tool("alpha__echo", {"text": "x"})
     assert log[-6:] == ["a>", "b>", "<b", "<a", "a.", "b."]
 
 
 async def test_one_audit_event_per_exchange_with_digest_not_arguments(tmp_path: Path) -> None:
-    async with in_process(tmp_path, []) as (client, audit):
-        before = len(audit.tail(1000))
+    async with in_process(tmp_path, []) as client:
+        before = len(trail(tmp_path).tail(1000))
         await client.list_tools()
         await client.call_tool("alpha__echo", {"text": "canary-AKIAIOSFODNN7EXAMPLE"})
         with pytest.raises(MCPError):
@@ -180,7 +183,11 @@ async def test_one_audit_event_per_exchange_with_digest_not_arguments(tmp_path: 
     assert [r.event.method for r in records] == ["tools/list", "tools/call", "tools/call"]
     call = records[1].event
     assert (call.principal, call.server, call.target, call.decision, call.reason) == (
-        "tester", "alpha", "echo", "allow", "ok"
+        "tester",
+        "alpha",
+        "echo",
+        "allow",
+        "ok",
     )
     assert call.argument_digest is not None and len(call.argument_digest) == 64
     assert call.request_bytes > 0 and call.response_bytes > 0 and call.latency_ms > 0

@@ -12,11 +12,23 @@ ROUTER = Router("__", ["notes", "clock"])
 @pytest.mark.parametrize(
     ("method", "params", "expected"),
     [
-        ("tools/call", {"name": "notes__search", "arguments": {"q": 1}}, Route("notes", "search", "notes__search", {"q": 1})),
+        (
+            "tools/call",
+            {"name": "notes__search", "arguments": {"q": 1}},
+            Route("notes", "search", "notes__search", {"q": 1}),
+        ),
         ("tools/call", {"name": "notes__a__b"}, Route("notes", "a__b", "notes__a__b", None)),
         ("prompts/get", {"name": "clock__summary"}, Route("clock", "summary", "clock__summary", None)),
-        ("resources/read", {"uri": "mcpwarden://notes/file:///a.txt"}, Route("notes", "file:///a.txt", "mcpwarden://notes/file:///a.txt", None)),
-        ("completion/complete", {"ref": {"type": "ref/prompt", "name": "notes__p"}}, Route("notes", "p", "notes__p", None)),
+        (
+            "resources/read",
+            {"uri": "mcpwarden://notes/file:///a.txt"},
+            Route("notes", "file:///a.txt", "mcpwarden://notes/file:///a.txt", None),
+        ),
+        (
+            "completion/complete",
+            {"ref": {"type": "ref/prompt", "name": "notes__p"}},
+            Route("notes", "p", "notes__p", None),
+        ),
         ("tasks/get", {"taskId": "clock__t-1"}, Route("clock", "t-1", "clock__t-1", None)),
         ("tools/list", {}, Route(None, None, None, None)),
     ],

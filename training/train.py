@@ -174,6 +174,16 @@ def operating_point(y: Sequence[int], sc: dict[str, list[float]], thr: float) ->
     }
 
 
+def result_threshold(negatives: dict[str, list[float]]) -> float:
+    """The tool_result operating point: 1 % FPR on held-out real tool results (BIPIA benign
+    emails, tables, code), but never below the threshold that keeps FPR on held-out benign prompts
+    (S-Labs, neuralchemy, which include hard negatives *about* injection) at 5 %."""
+    return max(
+        float(np.quantile(negatives["tool_result:bipia"], 0.99)),
+        float(np.quantile(negatives["tool_result:prompts"], 0.95)),
+    )
+
+
 def template_set(tid: str) -> int:
     return int(hashlib.sha256(tid.encode()).hexdigest(), 16) % 2
 
@@ -271,7 +281,10 @@ def evaluate(
         y = [r["label"] for r in test]
         results[f"tool_result/untrusted text: {held} held out"] = metrics(y, sc)
         loso[held] = (y, sc)
-        negatives["tool_result"] += [s for s, t in zip(sc["engine"], y, strict=True) if t == 0]
+        group = "tool_result:bipia" if held == "bipia" else "tool_result:prompts"
+        negatives[group] += [
+            max(s, st) for s, st, t in zip(sc["engine"], sc["strong"], y, strict=True) if t == 0
+        ]
         if held == "slabs":
             ya = [r for r in base if r["src"] == "yanismiraoui"]
             ya_sc = engine_scores(ya, model, "tool_result")
@@ -316,7 +329,7 @@ def evaluate(
             scs[name] += sc[name]
     bipia_key = "tool_result: BIPIA, unseen contexts and unseen attacks (grouped 5-fold)"
     results[bipia_key] = metrics(ys, scs)
-    thr_tr = float(np.quantile(negatives["tool_result"], 0.99))
+    thr_tr = result_threshold(negatives)
     results[bipia_key]["at shipped threshold"] = operating_point(ys, scs, thr_tr)
     for held, (y_h, sc_h) in loso.items():
         results[f"tool_result/untrusted text: {held} held out"]["at shipped threshold"] = operating_point(
@@ -370,14 +383,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.eval:
         results, neg = evaluate(rows, gen, args.c, log)
         td = float(np.quantile(neg["tool_description"], 0.99))
-        tr = float(np.quantile(neg["tool_result"], 0.99))
+        tr = result_threshold(neg)
+        # Arguments, elicitation and sampling messages are short prompts: 1 % FPR on benign prompts.
+        tp = float(np.quantile(neg["tool_result:prompts"], 0.99))
         thresholds = {
             "tool_description": td,
             "server_instructions": td,
             "tool_result": tr,
-            "argument": tr,
-            "elicitation": tr,
-            "sampling": tr,
+            "argument": tp,
+            "elicitation": tp,
+            "sampling": tp,
         }
         results[
             "yanismiraoui (multilingual, positives only; slabs held out): TPR at shipped tool_result "

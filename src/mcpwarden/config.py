@@ -65,7 +65,9 @@ class ServerSpec(_Model):
             raise ValueError("'headers_from_files' is for HTTP servers (with 'url')")
         both = {name.lower() for name in self.headers} & {name.lower() for name in self.headers_from_files}
         if both:
-            raise ValueError(f"header {sorted(both)[0]!r} is given in both 'headers' and 'headers_from_files'")
+            raise ValueError(
+                f"header {sorted(both)[0]!r} is given in both 'headers' and 'headers_from_files'"
+            )
         return self
 
     @property
@@ -78,7 +80,9 @@ class OAuthSettings(_Model):
     their claims become an identity. Everything a token could choose (algorithm, keys, issuer) is
     fixed here instead; see `mcpwarden.auth.jwt`."""
 
-    issuer: str = Field(min_length=1, description="The authorization server's issuer; tokens' `iss` must equal it.")
+    issuer: str = Field(
+        min_length=1, description="The authorization server's issuer; tokens' `iss` must equal it."
+    )
     audience: str = Field(
         min_length=1, description="The gateway's own resource URI; tokens' `aud` must equal or contain it."
     )
@@ -95,10 +99,17 @@ class OAuthSettings(_Model):
         None, description="Required JWT `typ` header, e.g. at+jwt (RFC 9068); unset accepts JWT or at+jwt."
     )
     principal_claim: str = Field("sub", min_length=1, description="Claim that names the principal.")
-    roles_claim: str = Field("roles", min_length=1, description="Claim holding roles (list or space-separated).")
-    scopes_claim: str = Field("scope", min_length=1, description="Claim holding scopes (space-separated or list).")
+    roles_claim: str = Field(
+        "roles", min_length=1, description="Claim holding roles (list or space-separated)."
+    )
+    scopes_claim: str = Field(
+        "scope", min_length=1, description="Claim holding scopes (space-separated or list)."
+    )
     jwks_ttl: float = Field(
-        300.0, gt=0, le=86400, description="Seconds fetched keys stay valid; past it, unreachable keys fail closed."
+        300.0,
+        gt=0,
+        le=86400,
+        description="Seconds fetched keys stay valid; past it, unreachable keys fail closed.",
     )
     jwks_refresh_interval: float = Field(
         30.0, ge=0, description="Least seconds between two refreshes prompted by an unknown `kid`."
@@ -114,7 +125,9 @@ class OAuthSettings(_Model):
         if (self.jwks_uri is None) == (self.jwks_file is None):
             raise ValueError("give exactly one of 'jwks_uri' or 'jwks_file'")
         if self.jwks_uri is not None and not _is_https_or_loopback(self.jwks_uri):
-            raise ValueError("'jwks_uri' must be an https URL (plain http only on 127.0.0.1, ::1 or localhost)")
+            raise ValueError(
+                "'jwks_uri' must be an https URL (plain http only on 127.0.0.1, ::1 or localhost)"
+            )
         return self
 
     @field_validator("algorithms")
@@ -138,7 +151,18 @@ class OAuthSettings(_Model):
         return value
 
 
-ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+ASYMMETRIC_ALGORITHMS = (
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+)
 _OVERBROAD_SCOPES = frozenset({"*", "all", "full-access", "full_access", "admin:*", "root"})
 
 
@@ -159,7 +183,9 @@ class AuthSettings(_Model):
     @model_validator(mode="after")
     def _some_method(self) -> AuthSettings:
         if not self.api_keys and self.oauth is None:
-            raise ValueError("with 'api_keys: false', configure 'oauth'; otherwise no HTTP caller could connect")
+            raise ValueError(
+                "with 'api_keys: false', configure 'oauth'; otherwise no HTTP caller could connect"
+            )
         return self
 
 

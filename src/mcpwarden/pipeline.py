@@ -18,10 +18,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import mcp_types as types
-from mcp_types.methods import CLIENT_REQUESTS, SPEC_CLIENT_METHODS
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.shared.exceptions import MCPError
+from mcp_types.methods import CLIENT_REQUESTS, SPEC_CLIENT_METHODS
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, ValidationError
 
 from mcpwarden import reasons
@@ -194,7 +194,9 @@ class Pipeline:
         except MCPError as exc:
             outcome = "error"
             data = exc.error.data if isinstance(exc.error.data, dict) else {}
-            default = reasons.METHOD_NOT_SUPPORTED if exc.code == types.METHOD_NOT_FOUND else reasons.UPSTREAM_ERROR
+            default = (
+                reasons.METHOD_NOT_SUPPORTED if exc.code == types.METHOD_NOT_FOUND else reasons.UPSTREAM_ERROR
+            )
             decision = deny(str(data.get("reason", default)), exc.message[:200])
             raise
         finally:

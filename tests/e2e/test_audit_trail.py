@@ -18,7 +18,9 @@ pytestmark = pytest.mark.anyio
 
 
 def audit(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*MCPWARDEN, "audit", *args, "-c", str(config)], capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [*MCPWARDEN, "audit", *args, "-c", str(config)], capture_output=True, text=True, timeout=60
+    )
 
 
 async def test_every_call_is_recorded_and_survives_kill_9(tmp_path: Path) -> None:
@@ -55,7 +57,9 @@ def test_verify_detects_an_edited_record(tmp_path: Path) -> None:
     assert audit(config, "verify").returncode == 0
     database = tmp_path / "state" / "audit.db"
     with sqlite3.connect(database) as connection:
-        triggers = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='trigger'")]
+        triggers = [
+            row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='trigger'")
+        ]
         for trigger in triggers:  # an attacker with the file drops the guard rails first
             connection.execute(f'DROP TRIGGER "{trigger}"')
         connection.execute("UPDATE audit_log SET principal = 'someone-else' WHERE seq = 2")

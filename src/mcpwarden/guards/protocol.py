@@ -43,7 +43,11 @@ class ProtocolGuard(BaseGuard):
 
         kept = [item for item in items if valid(item)]
         if len(kept) != len(items):
-            withheld = [repr(item.get("name") if isinstance(item, dict) else item)[:80] for item in items if not valid(item)]
+            withheld = [
+                repr(item.get("name") if isinstance(item, dict) else item)[:80]
+                for item in items
+                if not valid(item)
+            ]
             exchange.metadata.setdefault("audit", {})["withheld_invalid_names"] = withheld
             logger.warning("withheld %d entries with invalid names: %s", len(withheld), ", ".join(withheld))
         return kept

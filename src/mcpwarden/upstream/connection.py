@@ -61,7 +61,7 @@ def _forward_client_capabilities(client: Client) -> None:
     stamp (a private seam of the pinned mcp 2.3 SDK) to substitute the caller's, when known.
     """
     session = client.session
-    original = session._stamp  # noqa: SLF001 - see docstring
+    original = session._stamp
 
     def stamp(data: dict[str, Any], opts: Any) -> None:
         original(data, opts)
@@ -69,7 +69,7 @@ def _forward_client_capabilities(client: Client) -> None:
         if capabilities is not None:
             data["params"]["_meta"][CLIENT_CAPABILITIES_META_KEY] = capabilities
 
-    session._stamp = stamp  # noqa: SLF001
+    session._stamp = stamp
 
 
 class UpstreamUnavailable(UpstreamError):

@@ -156,7 +156,9 @@ def _parse_line(line: bytes, server_id: str) -> SessionMessage | Exception:
         return SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
     except ValueError as exc:
         # The content may be anything the child printed; log its size, not its text.
-        logger.warning("upstream %s wrote a line that is not a JSON-RPC message (%d bytes)", server_id, len(line))
+        logger.warning(
+            "upstream %s wrote a line that is not a JSON-RPC message (%d bytes)", server_id, len(line)
+        )
         reply_id = _reply_id(line)
         if reply_id is None:
             return exc
@@ -193,7 +195,9 @@ def _oversize_reply(head: bytes, limit: int, server_id: str) -> SessionMessage |
     if match is None:
         return ValueError(f"discarded a line over {limit} bytes")
     request_id = json.loads(match.group(1))
-    return _error_reply(request_id, f"the server's answer is over the {limit}-byte limit", reasons.RESULT_TOO_LARGE)
+    return _error_reply(
+        request_id, f"the server's answer is over the {limit}-byte limit", reasons.RESULT_TOO_LARGE
+    )
 
 
 def _log_stderr(server_id: str, line: bytes) -> None:
