@@ -38,10 +38,34 @@ def load_texts(path: Path, limit: int) -> list[str]:
 
 def synthetic(size: int, n: int) -> list[str]:
     rng = random.Random(size)
-    words = (
-        "the report shows revenue growth in all regions customer order shipped invoice total "
-        "status open closed pending issue comment user repository file path value error result"
-    ).split()
+    words = [
+        "the",
+        "report",
+        "shows",
+        "revenue",
+        "growth",
+        "in",
+        "all",
+        "regions",
+        "customer",
+        "order",
+        "shipped",
+        "invoice",
+        "total",
+        "status",
+        "open",
+        "closed",
+        "pending",
+        "issue",
+        "comment",
+        "user",
+        "repository",
+        "file",
+        "path",
+        "value",
+        "error",
+        "result",
+    ]
     out = []
     for _ in range(n):
         parts: list[str] = []
@@ -81,6 +105,13 @@ def run(fn: Callable[[str], object], texts: list[str], seconds: float) -> dict[s
     }
 
 
+def row(name: str, mode: str, r: dict[str, float]) -> str:
+    return (
+        f"{name:38} {mode:18} {r['texts_per_s']:9.0f} {r['mb_per_s']:7.2f} {r['us_per_kb']:8.0f} "
+        f"{r['p50_ms']:7.2f} {r['p99_ms']:7.2f} {r['avg_kb']:7.2f}"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=2.0, help="time budget per cell")
@@ -94,11 +125,18 @@ def main() -> None:
 
     corpora: list[tuple[str, str, list[str]]] = [
         ("tool results (BIPIA)", "tool_result", load_texts(args.data / "bipia_train.jsonl", 500)),
-        ("tool descriptions (Docker registry)", "tool_description", load_texts(args.data / "docker_mcp_registry_tools.jsonl", 1000)),
+        (
+            "tool descriptions (Docker registry)",
+            "tool_description",
+            load_texts(args.data / "docker_mcp_registry_tools.jsonl", 1000),
+        ),
         ("synthetic result 1 KB", "tool_result", synthetic(1024, 200)),
         ("synthetic result 10 KB", "tool_result", synthetic(10 * 1024, 50)),
     ]
-    header = f"{'corpus':38} {'mode':18} {'texts/s':>9} {'MB/s':>7} {'us/KB':>8} {'p50 ms':>7} {'p99 ms':>7} {'avg KB':>7}"
+    header = (
+        f"{'corpus':38} {'mode':18} {'texts/s':>9} {'MB/s':>7} {'us/KB':>8} "
+        f"{'p50 ms':>7} {'p99 ms':>7} {'avg KB':>7}"
+    )
     print(header)
     print("-" * len(header))
     for name, kind, texts in corpora:
@@ -111,15 +149,11 @@ def main() -> None:
         ]
         for mode, fn in modes:
             r = run(fn, texts, args.seconds)
-            print(
-                f"{name:38} {mode:18} {r['texts_per_s']:9.0f} {r['mb_per_s']:7.2f} {r['us_per_kb']:8.0f} "
-                f"{r['p50_ms']:7.2f} {r['p99_ms']:7.2f} {r['avg_kb']:7.2f}"
-            )
+            print(row(name, mode, r))
     texts = load_texts(args.data / "bipia_train.jsonl", 500) or synthetic(1024, 200)
     for mode, fn2 in (("redact", redact), ("sanitize", sanitize)):
         r = run(fn2, texts, args.seconds / 2)
-        print(f"{'tool results (BIPIA)':38} {mode:18} {r['texts_per_s']:9.0f} {r['mb_per_s']:7.2f} {r['us_per_kb']:8.0f} "
-              f"{r['p50_ms']:7.2f} {r['p99_ms']:7.2f} {r['avg_kb']:7.2f}")
+        print(row("tool results (BIPIA)", mode, r))
 
 
 if __name__ == "__main__":

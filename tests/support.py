@@ -12,13 +12,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
 from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 
 FIXTURES = Path(__file__).parent / "fixtures"
 UPSTREAM_SERVER = FIXTURES / "upstream_server.py"
@@ -92,18 +94,44 @@ def write_config(directory: Path, servers: Mapping[str, Any], **extra: Any) -> P
     return path
 
 
+class GatewayUrl(str):
+    """The MCP endpoint URL of a test gateway, carrying the API key minted for it."""
+
+    api_key: str | None = None
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """The header that authenticates as the test principal (empty when no key was minted)."""
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+
+def mint_key(config: Path, principal: str = "test", roles: Sequence[str] = ()) -> str:
+    """`mcpwarden keys create`; returns the key (the last line of its output, as CONTRACT.md says)."""
+    role_args = [arg for role in roles for arg in ("--role", role)]
+    done = subprocess.run(
+        [*MCPWARDEN, "keys", "create", "--principal", principal, *role_args, "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout.strip().splitlines()[-1]
+
+
 @contextlib.contextmanager
-def http_gateway(config: Path, log: Path | None = None) -> Iterator[str]:
+def http_gateway(config: Path, log: Path | None = None, **kwargs: Any) -> Iterator[GatewayUrl]:
     """`mcpwarden serve` on a free port; yields the MCP endpoint URL once /healthz says ready."""
-    with http_gateway_process(config, log) as (url, _):
+    with http_gateway_process(config, log, **kwargs) as (url, _):
         yield url
 
 
 @contextlib.contextmanager
 def http_gateway_process(
-    config: Path, log: Path | None = None
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = free_port()
+    config: Path, log: Path | None = None, *, port: int | None = None, api_key: bool = True
+) -> Iterator[tuple[GatewayUrl, subprocess.Popen[bytes]]]:
+    """Like `http_gateway`, with the process; by default mints an API key for principal `test`."""
+    key = mint_key(config) if api_key else None
+    port = port or free_port()
     log_file = open(log or config.parent / "gateway.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [*MCPWARDEN, "serve", "-c", str(config), "--port", str(port)],
@@ -115,7 +143,9 @@ def http_gateway_process(
         wait_until(lambda: proc.poll() is not None or _http_ok(base + "/healthz"), 30, "gateway /healthz")
         if proc.poll() is not None:
             raise RuntimeError(f"gateway exited: {(config.parent / 'gateway.log').read_text()[-2000:]}")
-        yield base + "/mcp", proc
+        url = GatewayUrl(base + "/mcp")
+        url.api_key = key
+        yield url, proc
     finally:
         proc.terminate()
         try:
@@ -152,5 +182,18 @@ async def gateway_client(
             yield client
     else:
         with http_gateway(config) as url:
-            async with Client(url, mode=mode, **kwargs) as client:  # type: ignore[arg-type]
+            async with Client(authenticated(url), mode=mode, **kwargs) as client:  # type: ignore[arg-type]
                 yield client
+
+
+@contextlib.asynccontextmanager
+async def authenticated(url: str, key: str | None = None) -> AsyncIterator[Any]:
+    """A Streamable HTTP transport for `mcp.Client` that sends `Authorization: Bearer KEY`
+    (by default the key minted for a `GatewayUrl`)."""
+    token = key if key is not None else getattr(url, "api_key", None)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with (
+        create_mcp_http_client(headers=headers) as http,
+        streamable_http_client(str(url), http_client=http) as streams,
+    ):
+        yield streams

@@ -19,7 +19,6 @@ from mcpwarden.audit.log import SqliteAuditLog
 from mcpwarden.config import ServerSpec, Settings
 from mcpwarden.exchange import ALLOW, Decision, Exchange, Identity, deny, hold
 from mcpwarden.gateway import Gateway
-from mcpwarden.guards import build_guards
 from mcpwarden.pipeline import BaseGuard, Guard
 from tests.support import PYTHON, UPSTREAM_SERVER
 
@@ -100,7 +99,7 @@ async def in_process(tmp_path: Path, guards: list[Guard]) -> AsyncIterator[Clien
     gateway = Gateway(
         settings,
         transport="stdio",
-        guards=[*build_guards(settings), *guards],
+        extra_guards=guards,
         audit=audit,
         principal_of=lambda ctx: Identity("tester"),
         session_key_of=lambda ctx, principal: principal,

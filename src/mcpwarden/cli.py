@@ -17,8 +17,10 @@ from rich.console import Console
 
 import mcpwarden
 from mcpwarden.audit.cli import audit_app
+from mcpwarden.auth.cli import keys_app
 from mcpwarden.config import Settings, load_settings
 from mcpwarden.errors import MCPWardenError
+from mcpwarden.policy.cli import policy_app
 from mcpwarden.scan.cli import scan_command
 
 app = typer.Typer(
@@ -30,6 +32,8 @@ app = typer.Typer(
 )
 # Sub-commands that live beside their feature (one line each).
 app.add_typer(audit_app, name="audit")
+app.add_typer(policy_app, name="policy")
+app.add_typer(keys_app, name="keys")
 app.command("scan")(scan_command)
 
 err = Console(stderr=True)
@@ -61,7 +65,14 @@ def _settings(config: Path | None, example: bool) -> Settings:
     if not settings.servers:
         err.print(f"[red]error:[/red] {source}: no servers configured (see --example)", highlight=False)
         raise typer.Exit(2)
-    unenforced = [key for key in ("auth", "policy", "limits") if getattr(settings, key)]
+    try:  # a policy that cannot be compiled (bad Cedar file) stops start-up with a clear message
+        from mcpwarden.policy import compile_policy
+
+        compile_policy(settings.policy, settings.source.parent if settings.source is not None else None)
+    except MCPWardenError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, markup=False)
+        raise typer.Exit(2) from None
+    unenforced = [key for key in ("limits",) if getattr(settings, key)]
     if unenforced:
         # Fail closed: running without a protection the operator asked for is worse than not running.
         err.print(

@@ -282,6 +282,7 @@ class GatewaySettings(_Model):
     max_result_kb: int = Field(16384, gt=0, description="Largest result passed back from an upstream.")
     max_in_flight: int = Field(64, gt=0, description="Concurrent requests one client may have open.")
     restart_backoff_max: float = Field(30.0, gt=0, description="Longest wait between upstream restarts.")
+    approval_timeout: float = Field(120.0, gt=0, description="Seconds to wait for a human's answer.")
     allowed_hosts: tuple[str, ...] = Field((), description="Extra Host values accepted (host:port).")
     allowed_origins: tuple[str, ...] = Field((), description="Extra Origin values accepted.")
 
@@ -291,6 +292,96 @@ class GatewaySettings(_Model):
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", value):
             raise ValueError("must use only letters, digits, '_', '.' or '-' (MCP tool-name characters)")
         return value
+
+
+RiskTier = Literal["low", "medium", "high", "critical"]
+FlowLabel = Literal["untrusted-content", "private-data", "external-sink"]
+
+
+class RiskSettings(_Model):
+    """How risky each tool is (see `mcpwarden.risk`) and which tiers need a human's yes."""
+
+    overrides: dict[str, RiskTier] = Field(
+        default_factory=dict,
+        description="Exposed tool name or glob ('notes__delete_*', 'notes__*', or a server id "
+        "'notes') -> tier; the operator's word, so it may also lower a tier. Most specific wins.",
+    )
+    approval_tiers: tuple[RiskTier, ...] = Field(
+        ("high", "critical"), description="Calls to tools of these tiers are held for approval."
+    )
+
+    _globs = field_validator("overrides")(lambda value: {_star_glob(k): v for k, v in value.items()})
+
+
+class ApprovalRule(_Model):
+    """Per principal and tool: always or never hold (first matching rule wins, before the tiers)."""
+
+    principal: str = Field("*", description="A principal name or role:NAME; glob ('*' only).")
+    tool: str = Field("*", description="An exposed tool name; glob ('*' only).")
+    require: bool = Field(description="true: always hold for approval; false: never.")
+
+    _globs = field_validator("principal", "tool")(_star_glob)
+
+
+class ApprovalSettings(_Model):
+    """Human approval of risky calls (THREATS T10, LLM06)."""
+
+    lifetime: float = Field(
+        600.0, gt=0, description="Seconds an approval stays usable (once) after a human approved it."
+    )
+    timeout: float = Field(
+        3600.0,
+        gt=0,
+        description="Seconds a pending approval waits for `mcpwarden approvals approve` before it "
+        "expires (a timeout is a no).",
+    )
+    max_prompts_per_minute: int = Field(
+        10, gt=0, description="New approval requests per principal per minute; more are rate-limited."
+    )
+    rules: tuple[ApprovalRule, ...] = Field((), description="Per principal/tool exceptions to the tiers.")
+
+
+class PinningSettings(_Model):
+    """Trust on first use of tool definitions and server instructions (THREATS C3, C4)."""
+
+    enabled: bool = Field(True, description="Pin definitions; changed ones are withheld until approved.")
+    new_tools: Literal["review", "trust"] = Field(
+        "review",
+        description="A tool a server adds after it was first pinned: 'review' withholds it until "
+        "`mcpwarden pins approve`; 'trust' pins it on first sight.",
+    )
+    startup_approval: bool = Field(
+        True, description="A stdio command that `vet_command` flags needs approval before its first start."
+    )
+
+
+class FlowSettings(_Model):
+    """Toxic-flow control (THREATS C5, C21): untrusted content + private data -> external sink."""
+
+    action: Literal["hold", "deny", "off"] = Field(
+        "hold", description="What happens to a sink call after untrusted content and private data."
+    )
+    labels: dict[str, tuple[FlowLabel, ...]] = Field(
+        default_factory=dict,
+        description="Exposed tool name or glob -> labels, added to the derived ones.",
+    )
+    unlabel: dict[str, tuple[FlowLabel, ...]] = Field(
+        default_factory=dict, description="Exposed tool name or glob -> derived labels to drop."
+    )
+    window: float = Field(
+        3600.0,
+        gt=0,
+        description="Seconds a conversation remembers what was read (for clients without a session "
+        "or conversation key, the principal's calls within this window form one conversation).",
+    )
+    conversation_meta_key: str = Field(
+        "io.modelcontextprotocol/related-task",
+        description="`_meta` key whose value identifies the conversation of a stateless request.",
+    )
+
+    _label_globs = field_validator("labels", "unlabel")(
+        lambda value: {_star_glob(k): v for k, v in value.items()}
+    )
 
 
 ServerId = Annotated[str, Field(pattern=SERVER_ID_PATTERN)]
@@ -305,6 +396,10 @@ class Settings(_Model):
     policy: PolicySettings | None = None
     limits: tuple[LimitRule, ...] = ()
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    risk: RiskSettings = Field(default_factory=RiskSettings)
+    approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
+    pinning: PinningSettings = Field(default_factory=PinningSettings)
+    flow: FlowSettings = Field(default_factory=FlowSettings)
     source: Path | None = Field(None, exclude=True, description="The file these settings came from.")
 
     @model_validator(mode="after")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -39,6 +39,8 @@ from pydantic import TypeAdapter
 import mcpwarden
 from mcpwarden import reasons
 from mcpwarden.config import Settings
+from mcpwarden.consent import ConsentBroker
+from mcpwarden.guards import build_guards
 from mcpwarden.pipeline import (
     AuditSink,
     Guard,
@@ -66,10 +68,10 @@ class Gateway:
         settings: Settings,
         *,
         transport: str,
-        guards: list[Guard],
         audit: AuditSink,
         principal_of: PrincipalResolver,
         session_key_of: SessionKeyResolver,
+        extra_guards: Sequence[Guard] = (),
     ) -> None:
         self.settings = settings
         self.router = Router(settings.gateway.separator, settings.servers)
@@ -83,7 +85,11 @@ class Gateway:
         # Legacy clients' connections, to push list-changed to; modern clients listen on the bus.
         self._legacy_connections: weakref.WeakSet[Connection] = weakref.WeakSet()
         self._initialized_connections: weakref.WeakSet[Connection] = weakref.WeakSet()
-        self.pipeline = Pipeline(guards, self.router, audit, transport, principal_of, session_key_of)
+        self.guards = [*build_guards(settings, self), *extra_guards]
+        consent = ConsentBroker(settings.state_dir, settings.gateway.approval_timeout)
+        self.pipeline = Pipeline(
+            self.guards, self.router, audit, transport, principal_of, session_key_of, consent
+        )
         self.server: Server[Any] = Server(
             "mcpwarden",
             version=mcpwarden.__version__,
@@ -132,6 +138,20 @@ class Gateway:
                 for upstream in self.upstreams.values():
                     upstream.stop()
                 tg.cancel_scope.cancel()
+
+    # -- the CatalogView guards read ------------------------------------------------------------
+
+    def tool(self, server_id: str, name: str) -> Mapping[str, Any] | None:
+        upstream = self.upstreams.get(server_id)
+        tool = upstream.catalog.tool(name) if upstream is not None else None
+        return tool.model_dump(by_alias=True, mode="json", exclude_none=True) if tool is not None else None
+
+    def instructions(self, server_id: str) -> str | None:
+        upstream = self.upstreams.get(server_id)
+        return upstream.catalog.instructions if upstream is not None else None
+
+    def server_ids(self) -> tuple[str, ...]:
+        return tuple(self.upstreams)
 
     def initialization_options(self) -> InitializationOptions:
         # Legacy clients learn from these flags that list-changed notifications will come.

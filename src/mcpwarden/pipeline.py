@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 import mcp_types as types
@@ -26,6 +27,15 @@ from pydantic import BaseModel, ValidationError
 
 from mcpwarden import reasons
 from mcpwarden.audit.events import AuditEvent, digest_arguments
+from mcpwarden.consent import (
+    APPROVAL_KEY,
+    ConsentBroker,
+    Continuation,
+    can_elicit,
+    declined,
+    held_by_resolvable_guard,
+    is_legacy,
+)
 from mcpwarden.exchange import ALLOW, Decision, Exchange, Identity, Verdict, deny
 from mcpwarden.router import Router, RoutingError
 
@@ -133,7 +143,9 @@ class Pipeline:
         transport: str,
         principal_of: PrincipalResolver,
         session_key_of: SessionKeyResolver,
+        consent: ConsentBroker | None = None,
     ) -> None:
+        self.consent = consent
         self.guards = tuple(guards)
         self.router = router
         self.audit = audit
@@ -172,13 +184,26 @@ class Pipeline:
             exchange.server, exchange.target = route.server, route.target
             exchange.exposed_name, exchange.arguments = route.exposed_name, route.arguments
 
+            continuation = self.consent.continuation(exchange) if self.consent is not None else None
+            approved = continuation is not None and continuation.approved
             for guard in self.guards:
                 decision = await _ask(guard, guard.check_request, exchange)
+                if decision.verdict is Verdict.HOLD:
+                    settled = await self._settle_hold(ctx, guard, decision, exchange, continuation)
+                    if isinstance(settled, types.InputRequiredResult):
+                        outcome, deciding_guard = "hold", guard.name
+                        return settled  # the client asks its human and retries with the answer
+                    approved = approved or (decision is not settled and settled.allowed)
+                    decision = settled
                 if not decision.allowed:
                     deciding_guard = guard.name
                     raise DecisionError(decision, exchange)
 
+            if continuation is not None:
+                ctx = replace(ctx, params=_without_our_state(params, continuation.upstream_state))
             exchange.result = await self._call_handler(ctx, call_next, exchange)
+            if approved and self.consent is not None:
+                _carry_approval(exchange, self.consent)
             exchange.response_bytes = _size_of(exchange.result)
 
             for guard in reversed(self.guards):
@@ -207,6 +232,39 @@ class Pipeline:
                     logger.error("guard %s failed to finish: %s", guard.name, _one_line(exc))
             self._write_audit(exchange, decision, deciding_guard, outcome)
             _current_exchange.reset(token)
+
+    async def _settle_hold(
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        guard: Guard,
+        decision: Decision,
+        exchange: Exchange,
+        continuation: Continuation | None,
+    ) -> Decision | types.InputRequiredResult:
+        """Turn a hold into an answer when a human can give one through the client."""
+        held = held_by_resolvable_guard(decision, guard)
+        if held is None or self.consent is None:
+            return decision
+        approval_id, prompt, resolve = held
+        if continuation is not None:
+            if continuation.approved:
+                return ALLOW  # a later round of a call the human already approved
+            if continuation.answer is not None:
+                await resolve(
+                    continuation.approval_id or approval_id, continuation.answer, exchange.principal
+                )
+                if not continuation.answer:
+                    return declined("the call was declined")
+                return await _ask(guard, guard.check_request, exchange)  # consumes the approval
+        if not can_elicit(ctx, exchange):
+            return decision  # the hold goes back as an error with its approval id
+        if is_legacy(ctx):
+            answer = await self.consent.ask_legacy(ctx, prompt)
+            await resolve(approval_id, answer, exchange.principal)
+            if not answer:
+                return declined("the call was declined or not answered in time")
+            return await _ask(guard, guard.check_request, exchange)
+        return self.consent.input_required(exchange, approval_id, prompt)
 
     async def _call_handler(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext, exchange: Exchange
@@ -267,6 +325,35 @@ async def _ask(
     except Exception as exc:  # fail closed: a guard that crashes denies
         logger.error("guard %s failed [%s]: %s", guard.name, exchange.correlation_id, _one_line(exc))
         return deny(reasons.GUARD_FAILED, f"the {guard.name} check failed; the request was refused")
+
+
+def _without_our_state(params: dict[str, Any], upstream_state: str | None) -> dict[str, Any]:
+    """The params the upstream gets: our approval answer and our signed state taken out."""
+    cleaned = dict(params)
+    cleaned.pop("requestState", None)
+    if upstream_state is not None:
+        cleaned["requestState"] = upstream_state
+    responses = cleaned.get("inputResponses")
+    if isinstance(responses, dict):
+        responses = {key: value for key, value in responses.items() if key != APPROVAL_KEY}
+        if responses:
+            cleaned["inputResponses"] = responses
+        else:
+            cleaned.pop("inputResponses")
+    return cleaned
+
+
+def _carry_approval(exchange: Exchange, consent: ConsentBroker) -> None:
+    """An approved call the upstream still needs input for stays approved across the retry."""
+    result = exchange.result
+    if isinstance(result, dict) and result.get("resultType") == "input_required":
+        upstream = result.get("requestState")
+        result["requestState"] = consent.state_for(
+            exchange,
+            approval_id=None,
+            approved=True,
+            upstream=upstream if isinstance(upstream, str) else None,
+        )
 
 
 def _size_of(value: Any) -> int:

@@ -133,6 +133,21 @@ def test_scan_tool_unknown_field_and_bad_type_container() -> None:
     assert "unknown-schema-field" in g.reasons
 
 
+def test_scan_tool_survives_malformed_definitions() -> None:
+    deep: Any = "x"
+    for _ in range(5000):
+        deep = [deep]
+    odd: list[dict[str, Any]] = [
+        {},
+        {"name": 5, "description": None},
+        {"name": "t", "inputSchema": {"properties": {"a": "string", "b": None, "c": [1, 2]}}},
+        {"name": "t", "inputSchema": {"type": "object", "properties": {"a": {"type": "string", "default": deep}}}},
+        {"name": "t", "inputSchema": [1, 2, 3], "annotations": "readOnly", "icons": "nope"},
+    ]
+    for tool in odd:
+        assert isinstance(scan_tool(tool), Finding)
+
+
 def test_empty_and_huge_inputs() -> None:
     assert not scan("", "tool_result").flagged
     big = "lorem ipsum dolor sit amet " * 50_000

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from tests.support import MCPWARDEN, http_gateway, http_gateway_process, stdio_upstream, write_config
+from tests.support import MCPWARDEN, authenticated, http_gateway, http_gateway_process, stdio_upstream, write_config
 
 pytestmark = pytest.mark.anyio
 
@@ -27,7 +27,7 @@ async def test_every_call_is_recorded_and_survives_kill_9(tmp_path: Path) -> Non
     config = write_config(tmp_path, {"alpha": stdio_upstream("alpha")})
     answered: list[str] = []
     with http_gateway_process(config) as (url, gateway):
-        async with Client(url) as client:
+        async with Client(authenticated(url)) as client:
             for index in range(20):
                 result = await client.call_tool("alpha__echo", {"text": f"call-{index}"})
                 answered.append(result.content[0].text)  # type: ignore[union-attr]
@@ -49,7 +49,7 @@ def test_verify_detects_an_edited_record(tmp_path: Path) -> None:
         import anyio
 
         async def some_calls() -> None:
-            async with Client(url) as client:
+            async with Client(authenticated(url)) as client:
                 for _ in range(3):
                     await client.call_tool("alpha__add", {"a": 1, "b": 1})
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from mcp import Client
 
-from tests.support import http_gateway, stdio_upstream, write_config
+from tests.support import GatewayUrl, authenticated, http_gateway, stdio_upstream, write_config
 
 META = {
     "io.modelcontextprotocol/protocolVersion": "2026-07-28",
@@ -23,11 +23,16 @@ ACCEPT = "application/json, text/event-stream"
 
 
 @pytest.fixture(scope="module")
-def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayUrl]:
     directory = tmp_path_factory.mktemp("http-wire")
     config = write_config(directory, {"alpha": stdio_upstream("alpha")}, gateway={"max_request_kb": 64})
     with http_gateway(config) as url:
         yield url
+
+
+def _post(url: GatewayUrl, **kwargs: Any) -> httpx.Response:
+    """POST as the gateway's test principal (the front authenticates every request)."""
+    return httpx.post(url, **{**kwargs, "headers": {**kwargs.get("headers", {}), **url.auth}})
 
 
 def _modern(method: str, request_id: int = 1, **params: Any) -> dict[str, Any]:
@@ -46,8 +51,8 @@ def _modern_headers(method: str, name: str | None = None) -> dict[str, str]:
     return headers
 
 
-def test_well_formed_modern_request_is_served(gateway_url: str) -> None:
-    response = httpx.post(gateway_url, json=_modern("tools/list"), headers=_modern_headers("tools/list"))
+def test_well_formed_modern_request_is_served(gateway_url: GatewayUrl) -> None:
+    response = _post(gateway_url, json=_modern("tools/list"), headers=_modern_headers("tools/list"))
     assert response.status_code == 200
     names = {tool["name"] for tool in response.json()["result"]["tools"]}
     assert "alpha__echo" in names
@@ -65,18 +70,18 @@ def test_well_formed_modern_request_is_served(gateway_url: str) -> None:
 def test_dns_rebinding_and_foreign_origins_are_refused(
     gateway_url: str, headers: dict[str, str], status: int
 ) -> None:
-    response = httpx.post(
+    response = _post(
         gateway_url, json=_modern("tools/list"), headers={**_modern_headers("tools/list"), **headers}
     )
     assert response.status_code == status
 
 
-def test_no_origin_is_fine(gateway_url: str) -> None:
-    response = httpx.post(gateway_url, json=_modern("tools/list"), headers=_modern_headers("tools/list"))
+def test_no_origin_is_fine(gateway_url: GatewayUrl) -> None:
+    response = _post(gateway_url, json=_modern("tools/list"), headers=_modern_headers("tools/list"))
     assert response.status_code == 200
 
 
-def test_inspector_style_get_cannot_spawn_anything(gateway_url: str) -> None:
+def test_inspector_style_get_cannot_spawn_anything(gateway_url: GatewayUrl) -> None:
     # CVE-2025-49596's shape: a GET with a command in the query string must never start a process.
     url = (
         gateway_url.replace("/mcp", "/sse")
@@ -98,17 +103,17 @@ def test_inspector_style_get_cannot_spawn_anything(gateway_url: str) -> None:
         (b'{"jsonrpc":"2.0","id":[1],"method":"tools/list"}', -32600),
     ],
 )
-def test_malformed_bodies_get_400_and_a_jsonrpc_error(gateway_url: str, body: bytes, code: int) -> None:
-    response = httpx.post(gateway_url, content=body, headers=_modern_headers("tools/list"))
+def test_malformed_bodies_get_400_and_a_jsonrpc_error(gateway_url: GatewayUrl, body: bytes, code: int) -> None:
+    response = _post(gateway_url, content=body, headers=_modern_headers("tools/list"))
     assert response.status_code == 400
     error = response.json()
     assert error["error"]["code"] == code and error["id"] is None
 
 
-def test_wrong_media_types(gateway_url: str) -> None:
-    text = httpx.post(gateway_url, content=b"{}", headers={"Accept": ACCEPT, "Content-Type": "text/plain"})
+def test_wrong_media_types(gateway_url: GatewayUrl) -> None:
+    text = _post(gateway_url, content=b"{}", headers={"Accept": ACCEPT, "Content-Type": "text/plain"})
     assert text.status_code == 415
-    no_accept = httpx.post(
+    no_accept = _post(
         gateway_url,
         json=_modern("tools/list"),
         headers={"Content-Type": "application/json", "Accept": "text/html"},
@@ -116,34 +121,34 @@ def test_wrong_media_types(gateway_url: str) -> None:
     assert no_accept.status_code == 406
 
 
-def test_oversized_body_is_refused_before_parsing(gateway_url: str) -> None:
-    response = httpx.post(gateway_url, content=b"a" * (200 * 1024), headers=_modern_headers("tools/list"))
+def test_oversized_body_is_refused_before_parsing(gateway_url: GatewayUrl) -> None:
+    response = _post(gateway_url, content=b"a" * (200 * 1024), headers=_modern_headers("tools/list"))
     assert response.status_code == 413
 
 
-def test_header_mismatch_is_refused(gateway_url: str) -> None:
+def test_header_mismatch_is_refused(gateway_url: GatewayUrl) -> None:
     body = _modern("tools/call", name="alpha__echo", arguments={"text": "x"})
-    response = httpx.post(gateway_url, json=body, headers=_modern_headers("tools/call", "alpha__add"))
+    response = _post(gateway_url, json=body, headers=_modern_headers("tools/call", "alpha__add"))
     assert response.status_code == 400
     assert response.json()["error"]["code"] == -32020
 
 
-def test_legacy_sessions(gateway_url: str) -> None:
+def test_legacy_sessions(gateway_url: GatewayUrl) -> None:
     legacy = {"Accept": ACCEPT, "Content-Type": "application/json"}
-    unknown = httpx.post(
+    unknown = _post(
         gateway_url,
         json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
         headers={**legacy, "Mcp-Session-Id": "no-such-session", "MCP-Protocol-Version": "2025-11-25"},
     )
     assert unknown.status_code == 404
-    missing = httpx.post(
+    missing = _post(
         gateway_url,
         json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
         headers={**legacy, "MCP-Protocol-Version": "2025-11-25"},
     )
     assert missing.status_code == 400
 
-    init = httpx.post(
+    init = _post(
         gateway_url,
         json={
             "jsonrpc": "2.0",
@@ -163,12 +168,12 @@ def test_legacy_sessions(gateway_url: str) -> None:
 
 
 @pytest.mark.anyio
-async def test_two_clients_with_the_same_ids_get_only_their_own_answers(gateway_url: str) -> None:
+async def test_two_clients_with_the_same_ids_get_only_their_own_answers(gateway_url: GatewayUrl) -> None:
     """Both clients number their requests from the same start; every answer reaches its owner."""
     results: dict[str, list[str]] = {"a": [], "b": []}
 
     async def run(label: str) -> None:
-        async with Client(gateway_url) as client:
+        async with Client(authenticated(gateway_url)) as client:
             for index in range(10):
                 result = await client.call_tool("alpha__echo", {"text": f"{label}{index}"})
                 results[label].append(result.content[0].text)  # type: ignore[union-attr]
@@ -180,7 +185,7 @@ async def test_two_clients_with_the_same_ids_get_only_their_own_answers(gateway_
     assert results == {"a": [f"a{i}" for i in range(10)], "b": [f"b{i}" for i in range(10)]}
 
 
-def test_healthz_reports_upstreams(gateway_url: str) -> None:
+def test_healthz_reports_upstreams(gateway_url: GatewayUrl) -> None:
     health = httpx.get(gateway_url.replace("/mcp", "/healthz")).json()
     assert health["status"] == "ok"
     assert health["upstreams"]["alpha"]["ready"] is True

@@ -24,7 +24,7 @@ from typing import Any
 import anyio
 import httpx
 from jwt import PyJWK
-from jwt.exceptions import PyJWKError
+from jwt.exceptions import PyJWKError, PyJWTError
 
 from mcpwarden.config import OAuthSettings
 
@@ -157,11 +157,13 @@ def parse_jwks(raw: bytes) -> tuple[SigningKey, ...]:
         if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
             continue
         kid, alg, crv = entry.get("kid"), entry.get("alg"), entry.get("crv")
-        if (kid is not None and not isinstance(kid, str)) or (alg is not None and alg not in KEY_KIND_BY_ALGORITHM):
+        if (kid is not None and not isinstance(kid, str)) or (
+            alg is not None and alg not in KEY_KIND_BY_ALGORITHM
+        ):
             continue
         try:
             material = PyJWK(entry, algorithm=alg or _default_algorithm(entry)).key
-        except (PyJWKError, ValueError, TypeError, KeyError):
+        except (PyJWKError, PyJWTError, ValueError, TypeError, KeyError):
             continue
         keys.append(SigningKey(kid, str(entry["kty"]), crv if isinstance(crv, str) else None, alg, material))
     return tuple(keys)

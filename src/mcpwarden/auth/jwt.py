@@ -157,7 +157,9 @@ class JwtValidator:
                 raise TokenError("token not issued for this resource (audience)")
             if len(audience) > 1:
                 # Accepted (RFC 8707 allows several), but worth knowing: the token opens other doors too.
-                logger.info("accepted a token whose audience also names %d other resource(s)", len(audience) - 1)
+                logger.info(
+                    "accepted a token whose audience also names %d other resource(s)", len(audience) - 1
+                )
         elif not isinstance(audience, str):
             raise TokenError("token not issued for this resource (audience)")
 

@@ -100,7 +100,13 @@ class ApiKeyStore:
         with self._lock, transaction(self._db):
             self._db.execute(
                 "INSERT INTO api_keys (id, principal, roles, digest, created) VALUES (?, ?, ?, ?, ?)",
-                (key_id, principal, json.dumps(list(record.roles)), self._digest(key_id, secret), record.created),
+                (
+                    key_id,
+                    principal,
+                    json.dumps(list(record.roles)),
+                    self._digest(key_id, secret),
+                    record.created,
+                ),
             )
         return record, f"{KEY_PREFIX}{key_id}_{secret}"
 
@@ -122,12 +128,16 @@ class ApiKeyStore:
                 "SELECT id, principal, roles, created, revoked FROM api_keys WHERE id = ?", (key_id,)
             ).fetchone()
             if row is None:
-                raise KeyStoreError(f"no API key with id {key_id!r} (see `mcpwarden keys list`)")
+                # Echo only what has an id's shape: a mistyped whole key must not land in a terminal log.
+                shown = repr(key_id) if re.fullmatch(r"[0-9a-f]{16}", key_id) else "like that"
+                raise KeyStoreError(f"no API key with id {shown} (see `mcpwarden keys list`)")
             if row[4] is None:
                 self._db.execute("UPDATE api_keys SET revoked = ? WHERE id = ?", (time.time(), key_id))
-        return _record(self._db.execute(
-            "SELECT id, principal, roles, created, revoked FROM api_keys WHERE id = ?", (key_id,)
-        ).fetchone())
+        return _record(
+            self._db.execute(
+                "SELECT id, principal, roles, created, revoked FROM api_keys WHERE id = ?", (key_id,)
+            ).fetchone()
+        )
 
     def verify(self, presented: str) -> ApiKey | None:
         """The active key `presented` is, or None. Costs one indexed read and one HMAC."""
@@ -166,7 +176,8 @@ def _record(row: tuple[object, ...]) -> ApiKey:
 def _check_name(what: str, value: str) -> None:
     if not NAME_PATTERN.fullmatch(value):
         raise KeyStoreError(
-            f"{what} must be 1-128 characters: letters, digits and . _ @ : + - (starting with a letter or digit)"
+            f"{what} must be 1-128 characters: letters, digits and . _ @ : + - "
+            "(starting with a letter or digit)"
         )
 
 

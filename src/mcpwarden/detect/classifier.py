@@ -113,10 +113,7 @@ class Model:
 
     def score(self, prepared: str, kind: str) -> float:
         """Probability-like score in [0, 1] of the prepared text, max over windows if long."""
-        if len(prepared) <= WINDOW:
-            z = self.logit(prepared, kind)
-        else:
-            z = self._max_window_logit(prepared, kind)
+        z = self.logit(prepared, kind) if len(prepared) <= WINDOW else self._max_window_logit(prepared, kind)
         return 1.0 / (1.0 + math.exp(-max(min(z, 40.0), -40.0)))
 
     def _max_window_logit(self, text: str, kind: str) -> float:

@@ -285,13 +285,15 @@ def split_identifier(name: str) -> str:
     return " ".join(p for p in _CAMEL_RE.split(name) if p)
 
 
-def _text_of(value: Any) -> str:
+def _text_of(value: Any, depth: int = 0) -> str:
     if isinstance(value, str):
         return value
+    if depth > 32:  # a pathologically nested default must not exhaust the stack
+        return ""
     if isinstance(value, (list, tuple)):
-        return "; ".join(_text_of(v) for v in value)
+        return "; ".join(_text_of(v, depth + 1) for v in value)
     if isinstance(value, Mapping):
-        return "; ".join(f"{k}: {_text_of(v)}" for k, v in value.items())
+        return "; ".join(f"{k}: {_text_of(v, depth + 1)}" for k, v in value.items())
     return "" if value is None else str(value)
 
 

@@ -92,6 +92,16 @@ def _high_entropy_ok(s: str) -> bool:
     return _entropy(core) >= 4.2
 
 
+def _assigned_value_ok(s: str) -> bool:
+    # Placeholders and plain words ("key: name", "token=<your token>") are not secrets; a value
+    # with letters and digits, or an 8+ character value with some entropy, is.
+    if s.startswith(("<", "${", "{{", "%", "$")) or s.lower().strip("x*.") == "":
+        return False
+    has_alpha = any(c.isalpha() for c in s)
+    has_digit = any(c.isdigit() for c in s)
+    return (has_alpha and has_digit) or (len(s) >= 8 and _entropy(s) >= 3.0 and not s.isalpha())
+
+
 def _phone_ok(s: str) -> bool:
     digits = re.sub(r"\D", "", s)
     return 8 <= len(digits) <= 15
@@ -111,6 +121,9 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str], int, _Check], ...] = (
         re.compile(
             r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
             r"(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|[\s\S]*)"
+            # a fragment is still a leak: the tail of a block, or the body of an OpenSSH key
+            # (base64 of "openssh-key-v1")
+            r"|-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|b3BlbnNzaC1rZXktdjE[A-Za-z0-9+/=]*"
         ),
         0,
         None,
@@ -135,7 +148,12 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str], int, _Check], ...] = (
         0,
         None,
     ),
-    ("gitlab-token", re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}"), 0, None),
+    (
+        "gitlab-token",
+        re.compile(r"\bgl(?:pat|oas|dt|ptt|imt|rt|cbt|soat|ffct|agent|ft)-[A-Za-z0-9_-]{20,}"),
+        0,
+        None,
+    ),
     ("slack-token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), 0, None),
     ("slack-webhook", re.compile(r"https://hooks\.slack\.com/services/[A-Za-z0-9/_-]{20,}"), 0, None),
     ("anthropic-key", re.compile(r"\bsk-ant-[A-Za-z0-9_-]{20,}"), 0, None),
@@ -155,11 +173,13 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str], int, _Check], ...] = (
     (
         "password-assignment",
         re.compile(
-            r"(?i)(?:password|passwd|pwd|passphrase|secret|api[_-]?key|apikey|access[_-]?key|auth[_-]?token"
-            r"|client[_-]?secret|private[_-]?key|token)[\"']?\s*(?:[:=]|=>)\s*[\"']?(?!\[REDACTED:)([^\s\"',;]{8,})"
+            r"(?i)(?:(?:\bpw|password|passwd|pwd|passphrase|secret|api[_-]?key|apikey|access[_-]?key|auth[_-]?token"
+            r"|client[_-]?secret|private[_-]?key|token|\bkey)[\"']?\s*(?:[:=]|=>)"
+            r"|--?(?:password|passphrase|pass|pwd)\s|identified\s+(?:with\s+\w+\s+)?by)"
+            r"\s*[\"']?(?!\[REDACTED:)([^\s\"',;]{6,})"
         ),
         1,
-        None,
+        _assigned_value_ok,
     ),
     (
         "high-entropy-token",
@@ -187,7 +207,8 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str], int, _Check], ...] = (
     (
         "uk-nino",
         re.compile(
-            r"(?=[A-CEGHJ-PR-TW-Z])\b(?![DFIQUV])[A-CEGHJ-PR-TW-Z](?![DFIOQUV])[A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"
+            r"(?=[A-CEGHJ-PR-TW-Z])\b(?![DFIQUV])[A-CEGHJ-PR-TW-Z](?![DFIOQUV])[A-CEGHJ-NPR-TW-Z]"
+            r" ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"
         ),
         0,
         None,
@@ -210,9 +231,9 @@ PII_KINDS = frozenset(k for k, *_ in _PATTERNS[18:])
 # Cheap pre-filters: most tool results contain none of these, and then only the PII and
 # entropy patterns need to run.
 _FAST_SKIP = {
-    "private-key": "PRIVATE KEY",
+    "private-key": "PRIVATE KEY",  # the OpenSSH body prefix is checked separately below
     "github-token": "gh",
-    "gitlab-token": "glpat-",
+    "gitlab-token": "gl",
     "slack-token": "xox",
     "slack-webhook": "hooks.slack",
     "anthropic-key": "sk-ant-",
@@ -227,7 +248,7 @@ _FAST_SKIP = {
 }
 
 
-_ASSIGN_NEEDLE = re.compile(r"pass|pwd|secret|key|token")
+_ASSIGN_NEEDLE = re.compile(r"pass|pw|secret|key|token|identified")
 _NUMERIC = frozenset({"credit-card", "iban", "us-ssn", "es-dni", "phone"})
 _DIGITS3 = re.compile(r"\d\d\d")
 
@@ -239,7 +260,11 @@ def _find_in_view(view: View, out: list[SecretMatch]) -> None:
     has_digits = _DIGITS3.search(text) is not None
     for kind, pattern, group, check in _PATTERNS:
         needle = _FAST_SKIP.get(kind)
-        if needle is not None and needle not in text:
+        if (
+            needle is not None
+            and needle not in text
+            and not (kind == "private-key" and "b3BlbnNzaC1rZXkt" in text)
+        ):
             continue
         if kind in ("aws-secret-key",) and "aws" not in lower:
             continue

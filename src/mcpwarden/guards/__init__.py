@@ -1,28 +1,37 @@
 """The guard chain: which guards run, in which order, built from the settings.
 
 Built-in guards register here exactly as a third-party guard would: a factory that takes the
-settings and returns a guard, or None when the settings switch it off. Order matters: cheap
-robustness checks first, so a flood is refused before anything expensive runs.
+settings and a read-only view of the upstreams' catalogs, and returns a guard, or None when the
+settings switch it off. Order matters: cheap robustness checks first, so a flood is refused before
+anything expensive runs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from mcpwarden.catalog import CatalogView
 from mcpwarden.config import Settings
 from mcpwarden.guards.concurrency import ConcurrencyGuard
+from mcpwarden.guards.policy import PolicyGuard
 from mcpwarden.guards.protocol import ProtocolGuard
+from mcpwarden.guards.scopes import ScopeGuard
 from mcpwarden.guards.size import SizeGuard
 from mcpwarden.pipeline import Guard
 
-GuardFactory = Callable[[Settings], Guard | None]
+GuardFactory = Callable[[Settings, CatalogView], Guard | None]
+# Guards that judge by settings alone take (settings); the wrapper keeps one factory shape.
 
 BUILTIN_GUARDS: tuple[GuardFactory, ...] = (
     ConcurrencyGuard.from_settings,
+    lambda settings, catalog: ScopeGuard.from_settings(settings),
     SizeGuard.from_settings,
     ProtocolGuard.from_settings,
+    PolicyGuard.from_settings,
 )
 
 
-def build_guards(settings: Settings, factories: tuple[GuardFactory, ...] = BUILTIN_GUARDS) -> list[Guard]:
-    return [guard for factory in factories if (guard := factory(settings)) is not None]
+def build_guards(
+    settings: Settings, catalog: CatalogView, factories: tuple[GuardFactory, ...] = BUILTIN_GUARDS
+) -> list[Guard]:
+    return [guard for factory in factories if (guard := factory(settings, catalog)) is not None]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 
 from mcpwarden import reasons
+from mcpwarden.catalog import CatalogView
 from mcpwarden.config import Settings
 from mcpwarden.exchange import ALLOW, Decision, Exchange, deny
 from mcpwarden.pipeline import BaseGuard
@@ -25,7 +26,7 @@ class ConcurrencyGuard(BaseGuard):
         self._in_flight: Counter[str] = Counter()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ConcurrencyGuard:
+    def from_settings(cls, settings: Settings, catalog: CatalogView | None = None) -> ConcurrencyGuard:
         return cls(settings.gateway.max_in_flight)
 
     def in_flight(self, session_key: str) -> int:

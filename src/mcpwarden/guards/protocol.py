@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from mcpwarden.catalog import CatalogView
 from mcpwarden.config import Settings
 from mcpwarden.exchange import ALLOW, Decision, Exchange
 from mcpwarden.pipeline import BaseGuard
@@ -26,7 +27,7 @@ class ProtocolGuard(BaseGuard):
     name = "protocol"
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ProtocolGuard:
+    def from_settings(cls, settings: Settings, catalog: CatalogView | None = None) -> ProtocolGuard:
         return cls()
 
     async def check_response(self, exchange: Exchange) -> Decision:

@@ -8,6 +8,7 @@ reaches the client.
 from __future__ import annotations
 
 from mcpwarden import reasons
+from mcpwarden.catalog import CatalogView
 from mcpwarden.config import Settings
 from mcpwarden.exchange import ALLOW, Decision, Exchange, deny
 from mcpwarden.pipeline import BaseGuard
@@ -21,7 +22,7 @@ class SizeGuard(BaseGuard):
         self.max_result_bytes = max_result_bytes
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SizeGuard:
+    def from_settings(cls, settings: Settings, catalog: CatalogView | None = None) -> SizeGuard:
         return cls(settings.gateway.max_request_kb * 1024, settings.gateway.max_result_kb * 1024)
 
     async def check_request(self, exchange: Exchange) -> Decision:

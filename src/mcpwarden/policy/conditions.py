@@ -24,7 +24,8 @@ from mcpwarden.policy.sql import is_read_only_sql
 
 _CONTROL = re.compile(r"[\x00-\x20\x7f\\]")  # controls, whitespace and backslashes: never in a safe URL
 _LOCAL_PART = re.compile(r"^[A-Za-z0-9._%+-]{1,64}$")
-_DOMAIN = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DOMAIN = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})+$")
 _HOSTNAME = re.compile(r"^[a-z0-9.-]{1,253}$|^\[[0-9a-f:.]+\]$")
 
 

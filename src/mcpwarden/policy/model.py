@@ -26,7 +26,11 @@ ACTIONS = USE_ACTIONS + LIST_ACTIONS
 Action = Literal["call_tool", "get_prompt", "read_resource", "list_tools", "list_prompts", "list_resources"]
 
 # The use action that a list action stands for, so a listing shows exactly what may be used.
-LISTED_AS: Mapping[str, str] = {LIST_TOOLS: CALL_TOOL, LIST_PROMPTS: GET_PROMPT, LIST_RESOURCES: READ_RESOURCE}
+LISTED_AS: Mapping[str, str] = {
+    LIST_TOOLS: CALL_TOOL,
+    LIST_PROMPTS: GET_PROMPT,
+    LIST_RESOURCES: READ_RESOURCE,
+}
 
 # Decision codes (PolicyDecision.code).
 ALLOWED = "allowed"
@@ -78,6 +82,9 @@ class PolicyDecision:
     # Which rules decided: ids such as "allow[0]", "deny[1]", "stdio-default", or a Cedar file's
     # @id annotations (else the engine's policy ids).
     rules: tuple[str, ...] = ()
+    # When no rule decided (deny by default): the grant that came closest (right principal and
+    # name) but whose scope or argument condition failed. For explanations only.
+    nearest_rule: str | None = None
     # For argument failures: the argument and the condition it failed.
     argument: str | None = None
     condition: str | None = None

@@ -21,10 +21,10 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcpwarden.audit.log import SqliteAuditLog, audit_db_path
+from mcpwarden.auth.http import HttpAuth
 from mcpwarden.config import Settings
 from mcpwarden.exchange import ANONYMOUS, Identity
 from mcpwarden.gateway import Gateway
-from mcpwarden.guards import build_guards
 from mcpwarden.transport.wire import parse_message
 
 logger = logging.getLogger(__name__)
@@ -148,7 +148,6 @@ def build_http_app(settings: Settings, host: str = "127.0.0.1") -> Starlette:
     gateway = Gateway(
         settings,
         transport="http",
-        guards=build_guards(settings),
         audit=audit,
         principal_of=http_principal,
         session_key_of=http_session_key,
@@ -165,6 +164,9 @@ def build_http_app(settings: Settings, host: str = "127.0.0.1") -> Starlette:
     mcp_app = gateway.server.streamable_http_app(
         streamable_http_path="/mcp", host=host, transport_security=security, max_request_body_size=max_body
     )
+    # Authentication runs after Host/Origin and before the body is read; the scope challenge after
+    # the body checks (see mcpwarden.auth.http). HTTP always authenticates (API keys by default).
+    auth = HttpAuth.from_settings(settings, security)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -176,11 +178,13 @@ def build_http_app(settings: Settings, host: str = "127.0.0.1") -> Starlette:
         finally:
             ready = False
             audit.close()
+            auth.close()
 
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
-            Mount("/", app=WireCheckMiddleware(mcp_app, security, max_body)),
+            *auth.routes,
+            Mount("/", app=auth.wrap(WireCheckMiddleware(auth.scope_challenge(mcp_app), security, max_body))),
         ],
         lifespan=lifespan,
     )

@@ -26,7 +26,6 @@ from mcpwarden.audit.log import SqliteAuditLog, audit_db_path
 from mcpwarden.config import Settings
 from mcpwarden.exchange import Identity
 from mcpwarden.gateway import Gateway
-from mcpwarden.guards import build_guards
 from mcpwarden.transport.wire import WireError, parse_message
 
 logger = logging.getLogger(__name__)
@@ -138,7 +137,6 @@ def build_stdio_gateway(settings: Settings, audit: SqliteAuditLog) -> Gateway:
     return Gateway(
         settings,
         transport="stdio",
-        guards=build_guards(settings),
         audit=audit,
         principal_of=stdio_principal,
         session_key_of=stdio_session_key,
