@@ -87,7 +87,15 @@ def http_upstream(name: str = "fixture", legacy_only: bool = False) -> Iterator[
             proc.wait(5)
 
 
+GRANT_ALL = {"allow": [{"principal": "*", "tool": "*"}]}
+
+
 def write_config(directory: Path, servers: Mapping[str, Any], **extra: Any) -> Path:
+    """A config file. HTTP callers get nothing a policy does not grant, so tests about other things
+    grant everything explicitly (GRANT_ALL) unless they pass their own `policy` (None: no key)."""
+    extra.setdefault("policy", GRANT_ALL)
+    if extra["policy"] is None:
+        del extra["policy"]
     config = {"servers": dict(servers), "state_dir": str(directory / "state"), **extra}
     path = directory / "mcpwarden.yaml"
     path.write_text(yaml.safe_dump(config))

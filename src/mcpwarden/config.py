@@ -44,7 +44,8 @@ class ServerSpec(_Model):
     headers_from_files: dict[str, str] = Field(
         default_factory=dict,
         description="Headers sent to an HTTP server whose values are read from files (secrets), "
-        "re-read at each (re)connect: {Authorization: /run/secrets/tickets}.",
+        "re-read at each (re)connect: {Authorization: /run/secrets/tickets}; relative paths are "
+        "taken from the working directory.",
     )
     type: Literal["stdio", "http", "streamable-http", "streamableHttp"] | None = Field(
         None, description="Transport, as MCP client configs spell it; inferred when omitted."
@@ -252,24 +253,107 @@ class PolicySettings(_Model):
 
 
 class Budget(_Model):
-    units: float = Field(gt=0)
-    per: Literal["hour", "day", "month"]
+    """Cost units a principal (or, with scope global, everyone matched) may spend per calendar
+    period in UTC: the hour, the day (from 00:00Z) or the month (from the 1st, 00:00Z)."""
+
+    units: float = Field(gt=0, le=1e15, description="Cost units allowed per period.")
+    per: Literal["hour", "day", "month"] = Field(description="The UTC calendar period: hour, day or month.")
 
 
 class LoopSettings(_Model):
-    repeats: int = Field(gt=1)
-    window: str = Field(pattern=r"^\d+(\.\d+)?(ms|s|m|h)$")
+    repeats: int = Field(
+        gt=1, le=100_000, description="Identical calls (same principal, tool, arguments) let through per window."
+    )
+    window: str = Field(
+        pattern=r"^\d+(\.\d+)?(ms|s|m|h)$", description="Sliding window: 500ms, 30s, 10m or 1h."
+    )
+
+    @field_validator("window")
+    @classmethod
+    def _positive_window(cls, value: str) -> str:
+        if duration_seconds(value) <= 0:
+            raise ValueError("the window must be longer than zero")
+        return value
+
+
+def duration_seconds(value: str) -> float:
+    """`500ms`, `30s`, `10m`, `1h` → seconds."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h)", value)
+    if match is None:
+        raise ValueError(f"not a duration: {value!r}")
+    return float(match.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[match.group(2)]
+
+
+def rate_per_second(value: str) -> tuple[float, float]:
+    """`5/s`, `100/m`, `1000/h` → (calls per period, the period in seconds)."""
+    count, _, unit = value.partition("/")
+    return float(count), {"s": 1.0, "m": 60.0, "h": 3600.0}[unit]
 
 
 class LimitRule(_Model):
-    principal: str = "*"
-    tool: str = "*"
-    rate: str | None = Field(None, pattern=r"^\d+(\.\d+)?/(s|m|h)$")
-    concurrency: int | None = Field(None, gt=0)
-    cost: float | None = Field(None, ge=0)
-    budget: Budget | None = None
-    max_result_kb: int | None = Field(None, gt=0)
-    loop: LoopSettings | None = None
+    """One limit; every rule whose principal and tool match a call applies to it (see mcpwarden.quota)."""
+
+    principal: str = Field("*", description="A principal name or role:NAME; glob ('*' only).")
+    tool: str = Field("*", description="An exposed tool, prompt or resource name; glob ('*' only).")
+    scope: Literal["principal", "global"] = Field(
+        "principal",
+        description="principal: each principal has its own counters under this rule; "
+        "global: one set of counters shared by every caller the rule matches.",
+    )
+    rate: str | None = Field(
+        None, pattern=r"^\d+(\.\d+)?/(s|m|h)$", description="Token bucket: N per s, m or h (burst N)."
+    )
+    concurrency: int | None = Field(None, gt=0, description="Calls in flight at once.")
+    cost: float | None = Field(
+        None, ge=0, le=1e12, description="Cost units per call (the largest of the matching rules; default 1)."
+    )
+    cost_per_kb: float | None = Field(
+        None,
+        ge=0,
+        le=1e12,
+        description="Cost units per KB of result returned by the upstream (the largest of the matching rules).",
+    )
+    budget: Budget | None = Field(None, description="Cost units allowed per UTC hour, day or month.")
+    max_result_kb: int | None = Field(None, gt=0, description="Largest result passed back, in KB.")
+    on_large_result: Literal["truncate", "deny"] = Field(
+        "deny", description="Over max_result_kb: deny (result-too-large) or truncate with a marker."
+    )
+    loop: LoopSettings | None = Field(None, description="Loop breaker: the same call repeated.")
+
+    _globs = field_validator("principal", "tool")(_star_glob)
+
+    @field_validator("rate")
+    @classmethod
+    def _positive_rate(cls, value: str | None) -> str | None:
+        if value is not None and rate_per_second(value)[0] <= 0:
+            raise ValueError("the rate must allow at least some calls (N > 0)")
+        return value
+
+
+class QuotaSettings(_Model):
+    """Where the `limits` counters live: embedded SQLite in state_dir, or Redis shared by replicas."""
+
+    backend: Literal["sqlite", "redis"] = Field(
+        "sqlite", description="sqlite: state_dir/quota.db (one host); redis: shared by several gateways."
+    )
+    redis_url: str | None = Field(
+        None, description="redis://[:password@]host:port/db, rediss://… or unix://…; use ${VAR} for secrets."
+    )
+    key_prefix: str = Field(
+        "mcpwarden:quota:", min_length=1, max_length=100, description="Prefix of every Redis key."
+    )
+    timeout: float = Field(2.0, gt=0, le=60, description="Seconds one counter update may take (fail closed).")
+
+    @model_validator(mode="after")
+    def _redis_needs_url(self) -> QuotaSettings:
+        if self.backend == "redis":
+            if self.redis_url is None:
+                raise ValueError("backend 'redis' needs 'redis_url'")
+            if not re.match(r"^(redis|rediss|unix)://", self.redis_url):
+                raise ValueError("'redis_url' must start with redis://, rediss:// or unix://")
+        elif self.redis_url is not None:
+            raise ValueError("'redis_url' is only used with 'backend: redis'")
+        return self
 
 
 class GatewaySettings(_Model):
@@ -395,6 +479,7 @@ class Settings(_Model):
     auth: AuthSettings | None = None
     policy: PolicySettings | None = None
     limits: tuple[LimitRule, ...] = ()
+    quota: QuotaSettings = Field(default_factory=QuotaSettings, description="Where limit counters live.")
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     risk: RiskSettings = Field(default_factory=RiskSettings)
     approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)

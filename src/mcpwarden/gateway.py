@@ -16,8 +16,10 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import anyio
+import anyio.abc
 import mcp_types as types
 from mcp.client import Client
+from mcp.client.session import ClientRequestContext
 from mcp.server import NotificationOptions, Server, ServerRequestContext
 from mcp.server.connection import Connection
 from mcp.server.models import InitializationOptions
@@ -30,7 +32,7 @@ from mcp.server.subscriptions import (
     ServerEvent,
     ToolsListChanged,
 )
-from mcp.shared.dispatcher import ProgressFnT
+from mcp.shared.dispatcher import CallOptions, ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
@@ -50,7 +52,13 @@ from mcpwarden.pipeline import (
     current_exchange,
 )
 from mcpwarden.router import Router
-from mcpwarden.upstream.connection import ChangeKind, Upstream, UpstreamUnavailable, forwarded_capabilities
+from mcpwarden.upstream.connection import (
+    ChangeKind,
+    ClientCallbacks,
+    Upstream,
+    UpstreamUnavailable,
+    forwarded_capabilities,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +93,9 @@ class Gateway:
         # Legacy clients' connections, to push list-changed to; modern clients listen on the bus.
         self._legacy_connections: weakref.WeakSet[Connection] = weakref.WeakSet()
         self._initialized_connections: weakref.WeakSet[Connection] = weakref.WeakSet()
+        # Upstream connections dedicated to one legacy client (see _dedicated_upstream).
+        self._dedicated: weakref.WeakKeyDictionary[Connection, dict[str, Upstream]] = weakref.WeakKeyDictionary()
+        self._task_group: anyio.abc.TaskGroup | None = None
         self.guards = [*build_guards(settings, self), *extra_guards]
         consent = ConsentBroker(settings.state_dir, settings.gateway.approval_timeout)
         self.pipeline = Pipeline(
@@ -121,6 +132,7 @@ class Gateway:
     async def running(self, ready_timeout: float | None = None) -> AsyncIterator[Gateway]:
         """Start every upstream's supervisor; wait (bounded) until they have connected once."""
         async with anyio.create_task_group() as tg:
+            self._task_group = tg
             for upstream in self.upstreams.values():
                 tg.start_soon(upstream.run)
             timeout = self.settings.gateway.connect_timeout if ready_timeout is None else ready_timeout
@@ -135,7 +147,8 @@ class Gateway:
             try:
                 yield self
             finally:
-                for upstream in self.upstreams.values():
+                self._task_group = None
+                for upstream in [*self.upstreams.values(), *(u for d in self._dedicated.values() for u in d.values())]:
                     upstream.stop()
                 tg.cancel_scope.cancel()
 
@@ -291,7 +304,7 @@ class Gateway:
         async def send(
             responses: types.InputResponses | None, state: str | None
         ) -> types.CallToolResult | types.InputRequiredResult:
-            client = await self._client_for(exchange.server)
+            client = await self._client_for(exchange.server, ctx)
             return await client.session.call_tool(
                 target,
                 params.arguments,
@@ -312,7 +325,7 @@ class Gateway:
         async def send(
             responses: types.InputResponses | None, state: str | None
         ) -> types.GetPromptResult | types.InputRequiredResult:
-            client = await self._client_for(exchange.server)
+            client = await self._client_for(exchange.server, ctx)
             return await client.session.get_prompt(
                 target,
                 params.arguments,
@@ -332,7 +345,7 @@ class Gateway:
         async def send(
             responses: types.InputResponses | None, state: str | None
         ) -> types.ReadResourceResult | types.InputRequiredResult:
-            client = await self._client_for(exchange.server)
+            client = await self._client_for(exchange.server, ctx)
             return await client.session.read_resource(
                 target, input_responses=responses, request_state=state, allow_input_required=True
             )
@@ -356,7 +369,7 @@ class Gateway:
         self, ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams
     ) -> types.EmptyResult:
         exchange = current_exchange()
-        client = await self._client_for(exchange.server)
+        client = await self._client_for(exchange.server, ctx)
         if client.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:
             await self._upstream_call(client.session.subscribe_resource(_required(exchange.target)))
         return types.EmptyResult()
@@ -365,7 +378,7 @@ class Gateway:
         self, ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams
     ) -> types.EmptyResult:
         exchange = current_exchange()
-        client = await self._client_for(exchange.server)
+        client = await self._client_for(exchange.server, ctx)
         if client.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:
             await self._upstream_call(client.session.unsubscribe_resource(_required(exchange.target)))
         return types.EmptyResult()
@@ -374,7 +387,7 @@ class Gateway:
         self, ctx: ServerRequestContext[Any, Any], params: types.CompleteRequestParams
     ) -> types.CompleteResult:
         exchange = current_exchange()
-        client = await self._client_for(exchange.server)
+        client = await self._client_for(exchange.server, ctx)
         ref: types.PromptReference | types.ResourceTemplateReference
         if isinstance(params.ref, types.PromptReference):
             ref = types.PromptReference(type="ref/prompt", name=_required(exchange.target))
@@ -389,7 +402,7 @@ class Gateway:
     ) -> dict[str, Any]:
         """`tasks/*` are relayed with the task id mapped back to the upstream's own."""
         exchange = current_exchange()
-        client = await self._client_for(exchange.server)
+        client = await self._client_for(exchange.server, ctx)
         body = {k: v for k, v in (ctx.params or {}).items() if k != "_meta"}
         body["taskId"] = exchange.target
         request = types.Request[dict[str, Any], str](method=ctx.method, params=body)
@@ -400,8 +413,11 @@ class Gateway:
 
     # -- relaying ------------------------------------------------------------------------------
 
-    async def _client_for(self, server_id: str | None) -> Client:
+    async def _client_for(self, server_id: str | None, ctx: ServerRequestContext[Any, Any]) -> Client:
         upstream = self.upstreams[_required(server_id)]
+        connection = _legacy_connection(ctx)
+        if connection is not None and upstream.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:
+            upstream = self._dedicated_upstream(upstream, connection)
         try:
             return await upstream.client()
         except UpstreamUnavailable:
@@ -410,6 +426,32 @@ class Gateway:
                 f"server {upstream.server_id!r} is not available right now",
                 {"reason": reasons.UPSTREAM_UNAVAILABLE},
             ) from None
+
+    def _dedicated_upstream(self, shared: Upstream, connection: Connection) -> Upstream:
+        """A legacy upstream may push requests (elicitation, sampling, roots) mid-call; only a
+        connection of its own per client session can tell whom they are for, so such a client gets
+        one, whose pushes are bridged to that client alone. It ends when the client's connection
+        goes away."""
+        capabilities = connection.client_capabilities
+        if self._task_group is None or capabilities is None:
+            return shared
+        if not (capabilities.elicitation or capabilities.sampling or capabilities.roots):
+            return shared  # this client could answer nothing: the shared connection will do
+        per_client = self._dedicated.setdefault(connection, {})
+        upstream = per_client.get(shared.server_id)
+        if upstream is None:
+            upstream = Upstream(
+                shared.server_id,
+                shared.spec,
+                self.settings.gateway,
+                _ignore_change,
+                _ignore_update,
+                callbacks=_bridge_to(connection, capabilities, self.settings.gateway.approval_timeout),
+            )
+            per_client[shared.server_id] = upstream
+            weakref.finalize(connection, upstream.stop)
+            self._task_group.start_soon(upstream.run)
+        return upstream
 
     async def _upstream_call(self, call: Awaitable[_ResultT]) -> _ResultT:
         try:
@@ -455,6 +497,55 @@ def _relayable_capabilities(ctx: ServerRequestContext[Any, Any]) -> dict[str, An
         return {}
     wire = declared.model_dump(by_alias=True, mode="json", exclude_none=True)
     return {key: wire[key] for key in ("elicitation", "sampling", "roots") if key in wire}
+
+
+def _legacy_connection(ctx: ServerRequestContext[Any, Any]) -> Connection | None:
+    if ctx.protocol_version not in HANDSHAKE_PROTOCOL_VERSIONS:
+        return None
+    connection = getattr(ctx.session, "_connection", None)  # see _track_legacy_connection
+    return connection if isinstance(connection, Connection) else None
+
+
+async def _ignore_change(server_id: str, kinds: frozenset[ChangeKind]) -> None:
+    """A dedicated connection's listings are the shared one's; only the shared one reports."""
+
+
+async def _ignore_update(server_id: str, uri: str) -> None:
+    """Resource updates are reported by the shared connection."""
+
+
+def _bridge_to(connection: Connection, capabilities: types.ClientCapabilities, timeout: float) -> ClientCallbacks:
+    """Callbacks that pass an upstream's pushed requests on to one legacy client, and declare to
+    the upstream only what that client declared."""
+    opts: CallOptions = {"timeout": timeout}
+
+    async def elicit(
+        context: ClientRequestContext, params: types.ElicitRequestParams
+    ) -> types.ElicitResult | types.ErrorData:
+        try:
+            return await connection.send_request(types.ElicitRequest(params=params), opts=opts)
+        except MCPError as exc:
+            return exc.error
+
+    async def sample(
+        context: ClientRequestContext, params: types.CreateMessageRequestParams
+    ) -> types.CreateMessageResult | types.CreateMessageResultWithTools | types.ErrorData:
+        try:
+            return await connection.send_request(types.CreateMessageRequest(params=params), opts=opts)
+        except MCPError as exc:
+            return exc.error
+
+    async def roots(context: ClientRequestContext) -> types.ListRootsResult | types.ErrorData:
+        try:
+            return await connection.send_request(types.ListRootsRequest(), opts=opts)
+        except MCPError as exc:
+            return exc.error
+
+    return ClientCallbacks(
+        elicitation=elicit if capabilities.elicitation else None,
+        sampling=sample if capabilities.sampling else None,
+        roots=roots if capabilities.roots else None,
+    )
 
 
 def _require_client_capabilities(

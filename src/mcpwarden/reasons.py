@@ -43,3 +43,7 @@ CONTENT_BLOCKED = "content-blocked"
 # Authentication (issue 3: auth/ and guards/scopes.py)
 INVALID_TOKEN = "invalid-token"
 INSUFFICIENT_SCOPE = "insufficient-scope"
+
+# Risk, pinning and flow (issue 5: guards/risk.py, pinning.py, approval.py, flow.py)
+TOXIC_FLOW = "toxic-flow"
+STARTUP_NOT_APPROVED = "startup-not-approved"

@@ -16,10 +16,11 @@ from typing import Any
 import anyio
 import mcp_types as types
 import pytest
+from mcp import Client
 from mcp.client.session import ClientRequestContext
 from mcp.shared.exceptions import MCPError
 
-from tests.support import gateway_client, stdio_upstream, write_config
+from tests.support import gateway_client, http_gateway, stdio_upstream, write_config
 
 pytestmark = pytest.mark.anyio
 
@@ -220,6 +221,29 @@ async def test_stray_foreign_and_multiline_upstream_output_is_dropped(tmp_path: 
         with anyio.fail_after(10):
             assert _text(await client.call_tool("alpha__stray", {})) == "answered"
             assert _text(await client.call_tool("alpha__echo", {"text": "fine"})) == "fine"
+
+
+async def test_pushed_elicitation_reaches_the_legacy_client_on_its_own_connection(tmp_path: Path) -> None:
+    asked: list[str] = []
+
+    async def elicit(context: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={})
+
+    config = write_config(tmp_path, {"old": stdio_upstream("old", legacy_only=True)})
+    with http_gateway(config) as url:
+        async with (
+            Client(url, mode="legacy", elicitation_callback=elicit) as asking,
+            Client(url, mode="legacy") as silent,
+        ):
+            result = await asking.call_tool("old__push_elicit", {})
+            dedicated_pid = _text(await asking.call_tool("old__pid", {}))
+            shared_pid = _text(await silent.call_tool("old__pid", {}))
+            refused = await silent.call_tool("old__push_elicit", {})
+    assert _text(result) == "answered"
+    assert asked == ["Your favourite colour, please"]
+    assert dedicated_pid != shared_pid  # the asking client has an upstream process of its own
+    assert _text(refused).startswith("refused")
 
 
 async def test_pushed_elicitation_from_a_legacy_upstream_is_refused(tmp_path: Path) -> None:

@@ -76,14 +76,12 @@ class JwtValidator:
             raise TokenError("encrypted tokens (JWE) are not accepted")
         if len(segments) != 3:
             raise TokenError("malformed token")
-        header_bytes = _decode_segment(segments[0])
-        payload_bytes = _decode_segment(segments[1])
-        _decode_segment(segments[2])  # the signature must be present and canonical too
-        if len(header_bytes) > MAX_HEADER_BYTES:
+        if len(segments[0]) > MAX_HEADER_BYTES:
             raise TokenError("token header too large")
-        header = _parse_object(header_bytes, "header")
+        header = _parse_object(_decode_segment(segments[0]), "header")
         algorithm = self._check_header(header)
-        claims = _parse_object(payload_bytes, "claims")
+        claims = _parse_object(_decode_segment(segments[1]), "claims")
+        _decode_segment(segments[2])  # the signature must be present and canonical too
         if len(claims) > MAX_CLAIMS:
             raise TokenError("too many claims")
 

@@ -90,7 +90,8 @@ def feature_indices(text: str, kind: str) -> npt.NDArray[np.int64]:
         parts.append(((h + np.uint64(n)) * _MIX) >> _MASK_SHIFT)
     words = _WORD_RE.findall(text)
     if words:
-        wh = np.fromiter((zlib.crc32(w.encode()) for w in words), dtype=np.uint64, count=len(words))
+        # map() over builtins: the same crc32 values at half the cost of a generator expression
+        wh = np.fromiter(map(zlib.crc32, map(str.encode, words)), dtype=np.uint64, count=len(words))
         parts.append(((wh + np.uint64(7)) * _MIX) >> _MASK_SHIFT)
         if len(words) > 1:
             parts.append(((wh[:-1] * _P + wh[1:] + np.uint64(11)) * _MIX) >> _MASK_SHIFT)
@@ -136,7 +137,8 @@ class Model:
         spans = [(m.start() + 1, m.group(0)) for m in _WORD_RE.finditer(text)]
         if spans:
             starts = np.array([s for s, _ in spans], dtype=np.int64)
-            wh = np.fromiter((zlib.crc32(w.encode()) for _, w in spans), dtype=np.uint64, count=len(spans))
+            words = [w for _, w in spans]
+            wh = np.fromiter(map(zlib.crc32, map(str.encode, words)), dtype=np.uint64, count=len(words))
             positions.append(starts)
             values.append(self.weights[(((wh + np.uint64(7)) * _MIX) >> _MASK_SHIFT).astype(np.int64)])
             if len(spans) > 1:

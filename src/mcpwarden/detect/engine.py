@@ -147,8 +147,10 @@ def _secrets(norm: NormalizedText, kind: str, ev: _Evidence) -> None:
 
 def score_text(text: str, kind: str, model: Model | None, *, use_rules: bool = True) -> Finding:
     """Score ``text``; ``model=None`` scores with rules only (used by the bench and evaluation)."""
+    shift = 0
     if len(text) > _MAX_SCAN_CHARS:
         half = _MAX_SCAN_CHARS // 2
+        shift = len(text) - half - (half + 1)  # tail offsets in the cut text -> original offsets
         text = text[:half] + "\n" + text[-half:]
     norm = normalize(text)
     ev = _Evidence({}, set(), [])
@@ -184,7 +186,18 @@ def score_text(text: str, kind: str, model: Model | None, *, use_rules: bool = T
     if model is not None and p >= threshold:
         reasons.append("classifier")
     flagged = bool(ev.strong) or score >= threshold
-    spans = tuple(sorted(set(ev.spans), key=lambda sp: (sp.start, sp.end, sp.rule)))
+    found = set(ev.spans)
+    if shift:
+        cut = _MAX_SCAN_CHARS // 2
+        found = {
+            Span(
+                sp.start + shift if sp.start > cut else sp.start,
+                sp.end + shift if sp.end > cut else sp.end,
+                sp.rule,
+            )
+            for sp in found
+        }
+    spans = tuple(sorted(found, key=lambda sp: (sp.start, sp.end, sp.rule)))
     return Finding(round(score, 6), flagged, tuple(reasons), spans)
 
 

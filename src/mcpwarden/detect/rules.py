@@ -586,7 +586,8 @@ def _combined(kind: str) -> tuple[re.Pattern[str], dict[str, Rule]]:
     return pattern, groups
 
 
-_COMBINED = {kind: _combined(kind) for kind in (*METADATA_KINDS, "tool_result", "argument", "elicitation", "sampling")}
+_ALL_KINDS = (*sorted(METADATA_KINDS), "tool_result", "argument", "elicitation", "sampling")
+_COMBINED = {kind: _combined(kind) for kind in _ALL_KINDS}
 
 
 def match_rules(lower: str, kind: str) -> list[RuleHit]:

@@ -16,7 +16,6 @@ Without a `policy` key the local stdio user may do everything and HTTP callers n
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -29,7 +28,7 @@ from mcpwarden.policy import model
 from mcpwarden.policy.compiler import compile_policy
 from mcpwarden.policy.engine import PolicyEngine
 from mcpwarden.policy.model import PolicyDecision, PolicyRequest, PrincipalFacts, ResourceRef
-from mcpwarden.policy.paths import with_resolved_paths
+from mcpwarden.policy.paths import resolve_path, with_resolved_paths
 from mcpwarden.router import RESOURCE_SCHEME
 
 logger = logging.getLogger(__name__)
@@ -61,7 +60,7 @@ class PolicyGuard(BaseGuard):
     name = "policy"
 
     def __init__(
-        self, engine: PolicyEngine, separator: str = "__", realpath: Callable[[str], str] = os.path.realpath
+        self, engine: PolicyEngine, separator: str = "__", realpath: Callable[[str], str] = resolve_path
     ) -> None:
         self.engine = engine
         self.separator = separator

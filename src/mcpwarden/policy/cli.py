@@ -224,7 +224,11 @@ def explain_command(
     decided_by = ", ".join(decision.rules) or "(none: deny by default)"
     out.print(f"  rule:    {decided_by}", highlight=False, markup=False)
     if decision.nearest_rule is not None:
-        out.print(f"  nearest: {decision.nearest_rule} (matches, but a condition failed)", highlight=False, markup=False)
+        out.print(
+            f"  nearest: {decision.nearest_rule} (matches, but a condition failed)",
+            highlight=False,
+            markup=False,
+        )
     out.print(f"  detail:  {decision.message}", highlight=False, markup=False)
     if decision.argument is not None:
         out.print(f"  argument: {decision.argument} ({decision.condition})", highlight=False, markup=False)

@@ -24,11 +24,28 @@ from mcpwarden.policy.model import LIST_ACTIONS, PolicyRequest
 MAX_PATHS = 256
 
 
+def resolve_path(path: str) -> str:
+    """`os.path.realpath`, refusing (OSError) a result that still contains a symlink.
+
+    realpath gives up silently on a symlink loop and leaves the link in the result, which would
+    then look contained; every existing ancestor of a fully resolved path is a real entry.
+    """
+    real = os.path.realpath(path)
+    probe = real
+    while True:
+        if os.path.islink(probe):
+            raise OSError(f"could not resolve the symlink {probe}")
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            return real
+        probe = parent
+
+
 def resolve_path_arguments(
     engine: PolicyEngine,
     name: str,
     arguments: Mapping[str, Any] | None,
-    realpath: Callable[[str], str] = os.path.realpath,
+    realpath: Callable[[str], str] = resolve_path,
 ) -> dict[str, str]:
     """{value as given: resolved absolute path} for the path arguments the policy checks on `name`.
 
@@ -51,7 +68,7 @@ def resolve_path_arguments(
 
 
 def with_resolved_paths(
-    engine: PolicyEngine, request: PolicyRequest, realpath: Callable[[str], str] = os.path.realpath
+    engine: PolicyEngine, request: PolicyRequest, realpath: Callable[[str], str] = resolve_path
 ) -> PolicyRequest:
     if request.action in LIST_ACTIONS:
         return request

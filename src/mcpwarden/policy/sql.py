@@ -57,6 +57,7 @@ _TOKEN = re.compile(
     (?P<space>\s+)
   | (?P<line_comment>--[^\n]*)
   | (?P<block_comment>/\*.*?\*/)
+  | (?P<unterminated>/\*)
   | (?P<string>'(?:[^'\\]|'')*')
   | (?P<quoted>"(?:[^"\\]|"")*"|`(?:[^`]|``)*`|\[[A-Za-z0-9_ .]*\])
   | (?P<word>[A-Za-z_][A-Za-z0-9_$]*)
@@ -79,7 +80,7 @@ def _tokens(sql: str) -> list[tuple[str, str]] | None:
         kind = match.lastgroup
         text = match.group()
         position = match.end()
-        if kind == "block_comment" and "/*" in text[2:]:
+        if kind == "unterminated" or (kind == "block_comment" and "/*" in text[2:]):
             return None  # nested comments (PostgreSQL) would end later than this reading says
         if kind in ("space", "line_comment", "block_comment") or kind is None:
             continue

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import anyio
 import mcp_types as types
 from mcp import Client
-from mcp.client.session import ClientRequestContext
+from mcp.client.session import ClientRequestContext, ElicitationFnT, ListRootsFnT, SamplingFnT
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
@@ -32,6 +32,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 import mcpwarden
 from mcpwarden.config import GatewaySettings, ServerSpec
 from mcpwarden.errors import UpstreamError
+from mcpwarden.upstream.credentials import upstream_headers
 from mcpwarden.upstream.stdio import StdioChild, stdio_transport
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,15 @@ def _forward_client_capabilities(client: Client) -> None:
     session._stamp = stamp
 
 
+@dataclass(frozen=True, slots=True)
+class ClientCallbacks:
+    """How this connection answers server-to-client requests (None = capability not declared)."""
+
+    elicitation: ElicitationFnT | None = None
+    sampling: SamplingFnT | None = None
+    roots: ListRootsFnT | None = None
+
+
 class UpstreamUnavailable(UpstreamError):
     """The server is not connected (starting, crashed and restarting, or unreachable)."""
 
@@ -102,6 +112,7 @@ class Upstream:
         settings: GatewaySettings,
         on_change: ChangeCallback,
         on_resource_updated: ResourceUpdateCallback,
+        callbacks: ClientCallbacks | None = None,
     ) -> None:
         self.server_id = server_id
         self.spec = spec
@@ -117,6 +128,8 @@ class Upstream:
         self._relist_wanted: set[ChangeKind] = set()
         self._relist_signal = anyio.Event()
         self._stopping = False
+        self._scope: anyio.CancelScope | None = None
+        self._callbacks = callbacks or ClientCallbacks(elicitation=_refuse_elicitation)
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -151,6 +164,9 @@ class Upstream:
         """Keep the server connected until cancelled; restart with exponential backoff."""
         backoff = _BACKOFF_START
         async with anyio.create_task_group() as tg:
+            self._scope = tg.cancel_scope
+            if self._stopping:
+                tg.cancel_scope.cancel()
             tg.start_soon(self._relist_loop)
             while not self._stopping:
                 started = time.monotonic()
@@ -173,7 +189,10 @@ class Upstream:
             tg.cancel_scope.cancel()
 
     def stop(self) -> None:
+        """Stop supervising and close the connection (safe to call from synchronous code)."""
         self._stopping = True
+        if self._scope is not None:
+            self._scope.cancel()
 
     def _transport(self) -> AbstractAsyncContextManager[Any]:
         spec = self.spec
@@ -189,7 +208,8 @@ class Upstream:
                 server_id=self.server_id,
             )
         assert spec.url is not None
-        http = create_mcp_http_client(headers=dict(spec.headers))
+        # Only the gateway's own configured credentials; never the client's (THREATS A4, D16).
+        http = create_mcp_http_client(headers=upstream_headers(self.server_id, spec))
         return streamable_http_client(spec.url, http_client=http)
 
     async def _serve_one_connection(self) -> None:
@@ -198,11 +218,14 @@ class Upstream:
             mode="auto",
             read_timeout_seconds=self.settings.request_timeout,
             message_handler=self._on_message,
-            # Elicitation is declared so modern servers can ask through multi round-trip results,
-            # which the gateway relays only to clients that declared it themselves (gateway.py).
-            # Sampling and roots are not declared: the server must answer -32021 rather than
-            # assume a capability the real client may not have.
-            elicitation_callback=_refuse_elicitation,
+            # By default elicitation is declared so modern servers can ask through multi round-trip
+            # results, which the gateway relays only to clients that declared it themselves
+            # (gateway.py), and pushed requests are refused. Sampling and roots are not declared:
+            # the server must answer -32021 rather than assume what the real client cannot do.
+            # A connection dedicated to one legacy client bridges pushes to it instead.
+            elicitation_callback=self._callbacks.elicitation,
+            sampling_callback=self._callbacks.sampling,
+            list_roots_callback=self._callbacks.roots,
             client_info=types.Implementation(name="mcpwarden", version=mcpwarden.__version__),
             cache=None,
         )
