@@ -129,6 +129,33 @@ def stdio(
     anyio.run(serve_stdio, settings)
 
 
+config_app = typer.Typer(help="Check a configuration file; print the option reference.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("check")
+def config_check(config: ConfigOption = None) -> None:
+    """Validate the configuration and summarise it (exit 2 with the reason when it is invalid)."""
+    try:
+        settings = load_settings(config)
+    except MCPWardenError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    for server_id, spec in settings.servers.items():
+        where = spec.url if spec.url is not None else " ".join([spec.command or "", *spec.args])
+        typer.echo(f"server {server_id}: {'stdio' if spec.is_stdio else 'http'} {where}")
+    typer.echo(f"state_dir: {settings.state_dir}")
+    typer.echo("ok")
+
+
+@config_app.command("reference")
+def config_reference() -> None:
+    """Print every configuration option with its type, default and meaning (Markdown)."""
+    from mcpwarden.config_reference import reference_markdown
+
+    typer.echo(reference_markdown(), nl=False)
+
+
 @app.command()
 def version() -> None:
     """Print the version."""

@@ -474,13 +474,15 @@ ServerId = Annotated[str, Field(pattern=SERVER_ID_PATTERN)]
 class Settings(_Model):
     """The whole validated configuration."""
 
-    servers: dict[ServerId, ServerSpec] = Field(default_factory=dict)
+    servers: dict[ServerId, ServerSpec] = Field(
+        default_factory=dict, description="Upstream servers by id ([a-z0-9_-]+); `mcpServers` is accepted too."
+    )
     state_dir: Path = Field(Path(".mcpwarden"), description="Embedded store and generated secrets.")
-    auth: AuthSettings | None = None
-    policy: PolicySettings | None = None
-    limits: tuple[LimitRule, ...] = ()
+    auth: AuthSettings | None = Field(None, description="Omitted: stdio needs none; HTTP requires an API key.")
+    policy: PolicySettings | None = Field(None, description="Who may call what; HTTP callers get only grants.")
+    limits: tuple[LimitRule, ...] = Field((), description="Rate, concurrency, cost and size limits; all matching apply.")
     quota: QuotaSettings = Field(default_factory=QuotaSettings, description="Where limit counters live.")
-    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings, description="The gateway's own behaviour.")
     risk: RiskSettings = Field(default_factory=RiskSettings)
     approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
     pinning: PinningSettings = Field(default_factory=PinningSettings)

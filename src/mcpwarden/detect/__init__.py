@@ -7,10 +7,12 @@ weights shipped in ``mcpwarden/detect/data``. See docs/detection.md for the meas
 
 from mcpwarden.detect.engine import KINDS, Finding, Kind, Span, render_tool, scan, scan_tool
 from mcpwarden.detect.normalize import make_visible, sanitize
-from mcpwarden.detect.secrets import SecretMatch, find_secrets, redact
+from mcpwarden.detect.secrets import CREDENTIAL_KINDS, PII_KINDS, SecretMatch, find_secrets, redact
 
 __all__ = [
+    "CREDENTIAL_KINDS",
     "KINDS",
+    "PII_KINDS",
     "Finding",
     "Kind",
     "SecretMatch",

@@ -225,8 +225,8 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str], int, _Check], ...] = (
     ),
 )
 
-CREDENTIAL_KINDS = frozenset(k for k, *_ in _PATTERNS[:18])
-PII_KINDS = frozenset(k for k, *_ in _PATTERNS[18:])
+PII_KINDS = frozenset({"email", "credit-card", "iban", "us-ssn", "uk-nino", "es-dni", "phone"})
+CREDENTIAL_KINDS = frozenset(k for k, *_ in _PATTERNS) - PII_KINDS
 
 # Cheap pre-filters: most tool results contain none of these, and then only the PII and
 # entropy patterns need to run.
