@@ -1,0 +1,1 @@
+"""Reproducible training and evaluation of the detection classifier (see docs/detection.md)."""

@@ -16,11 +16,15 @@ import typer
 from rich.console import Console
 
 import mcpwarden
+from mcpwarden.approvals.cli import approvals_app
 from mcpwarden.audit.cli import audit_app
 from mcpwarden.auth.cli import keys_app
 from mcpwarden.config import Settings, load_settings
 from mcpwarden.errors import MCPWardenError
+from mcpwarden.pinning.cli import pins_app
 from mcpwarden.policy.cli import policy_app
+from mcpwarden.quota.cli import usage_command
+from mcpwarden.risk_cli import tools_command
 from mcpwarden.scan.cli import scan_command
 
 app = typer.Typer(
@@ -32,9 +36,13 @@ app = typer.Typer(
 )
 # Sub-commands that live beside their feature (one line each).
 app.add_typer(audit_app, name="audit")
+app.add_typer(approvals_app, name="approvals")
+app.add_typer(pins_app, name="pins")
+app.command("tools")(tools_command)
 app.add_typer(policy_app, name="policy")
 app.add_typer(keys_app, name="keys")
 app.command("scan")(scan_command)
+app.command("usage")(usage_command)
 
 err = Console(stderr=True)
 
@@ -66,13 +74,15 @@ def _settings(config: Path | None, example: bool) -> Settings:
         err.print(f"[red]error:[/red] {source}: no servers configured (see --example)", highlight=False)
         raise typer.Exit(2)
     try:  # a policy that cannot be compiled (bad Cedar file) stops start-up with a clear message
+        from rich.markup import escape
+
         from mcpwarden.policy import compile_policy
 
         compile_policy(settings.policy, settings.source.parent if settings.source is not None else None)
     except MCPWardenError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, markup=False)
+        err.print("[red]error:[/red]", escape(str(exc)), highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
-    unenforced = [key for key in ("limits",) if getattr(settings, key)]
+    unenforced: list[str] = []  # keys configured but not enforced yet (none at present)
     if unenforced:
         # Fail closed: running without a protection the operator asked for is worse than not running.
         err.print(

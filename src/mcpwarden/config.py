@@ -27,6 +27,30 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class UpstreamOAuthSettings(_Model):
+    """OAuth 2.1 client credentials (RFC 6749 §4.4) the gateway uses to get its own token for an
+    HTTP upstream; the client's token is never forwarded (THREATS A4)."""
+
+    token_url: str = Field(description="The authorization server's token endpoint.")
+    client_id: str = Field(min_length=1, description="The gateway's client id at that server.")
+    client_secret: str | None = Field(None, description="The client secret; use ${VAR}, never a literal.")
+    client_secret_file: str | None = Field(None, description="A file holding the client secret, instead.")
+    scope: str | None = Field(None, description="Scopes to ask for (space-separated).")
+    resource: str | None = Field(
+        None, description="RFC 8707 resource to ask a token for (the upstream's URI)."
+    )
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> UpstreamOAuthSettings:
+        if (self.client_secret is None) == (self.client_secret_file is None):
+            raise ValueError("give exactly one of 'client_secret' or 'client_secret_file'")
+        if not _is_https_or_loopback(self.token_url):
+            raise ValueError(
+                "'token_url' must be an https URL (plain http only on 127.0.0.1, ::1 or localhost)"
+            )
+        return self
+
+
 class ServerSpec(_Model):
     """One upstream server: a stdio child (command/args/env) or Streamable HTTP (url/headers).
 
@@ -47,6 +71,9 @@ class ServerSpec(_Model):
         "re-read at each (re)connect: {Authorization: /run/secrets/tickets}; relative paths are "
         "taken from the working directory.",
     )
+    oauth_client: UpstreamOAuthSettings | None = Field(
+        None, description="Get the gateway's own token for an HTTP server by OAuth client credentials."
+    )
     type: Literal["stdio", "http", "streamable-http", "streamableHttp"] | None = Field(
         None, description="Transport, as MCP client configs spell it; inferred when omitted."
     )
@@ -62,8 +89,12 @@ class ServerSpec(_Model):
                 raise ValueError("'url' must start with http:// or https://")
         elif self.type not in (None, "stdio"):
             raise ValueError(f"type {self.type!r} needs 'url', not 'command'")
-        if self.headers_from_files and self.url is None:
-            raise ValueError("'headers_from_files' is for HTTP servers (with 'url')")
+        if (self.headers_from_files or self.oauth_client) and self.url is None:
+            raise ValueError("'headers_from_files' and 'oauth_client' are for HTTP servers (with 'url')")
+        if self.oauth_client is not None and any(
+            name.lower() == "authorization" for name in (*self.headers, *self.headers_from_files)
+        ):
+            raise ValueError("'oauth_client' sets the Authorization header; do not give it in headers too")
         both = {name.lower() for name in self.headers} & {name.lower() for name in self.headers_from_files}
         if both:
             raise ValueError(
@@ -232,6 +263,10 @@ class PolicyRule(_Model):
     principal: str = Field("*", description="A principal name or role:NAME; glob ('*' only).")
     tool: str = Field("*", description="An exposed tool, prompt or resource name; glob ('*' only).")
     scopes: tuple[str, ...] = Field((), description="Scopes the caller must all hold (exact match).")
+    risk: tuple[Literal["low", "medium", "high", "critical"], ...] = Field(
+        (),
+        description="Only tools of these risk tiers (an allow never matches an unknown tier, a deny does).",
+    )
     where: dict[str, ArgumentCondition] = Field(
         default_factory=dict, description="Argument conditions, keyed by argument name."
     )
@@ -262,7 +297,7 @@ class Budget(_Model):
 
 class LoopSettings(_Model):
     repeats: int = Field(
-        gt=1, le=100_000, description="Identical calls (same principal, tool, arguments) let through per window."
+        gt=1, le=100_000, description="Identical calls (principal, tool, arguments) let through per window."
     )
     window: str = Field(
         pattern=r"^\d+(\.\d+)?(ms|s|m|h)$", description="Sliding window: 500ms, 30s, 10m or 1h."
@@ -311,7 +346,7 @@ class LimitRule(_Model):
         None,
         ge=0,
         le=1e12,
-        description="Cost units per KB of result returned by the upstream (the largest of the matching rules).",
+        description="Cost units per KB of result the upstream returned (the largest of the matching rules).",
     )
     budget: Budget | None = Field(None, description="Cost units allowed per UTC hour, day or month.")
     max_result_kb: int | None = Field(None, gt=0, description="Largest result passed back, in KB.")
@@ -437,6 +472,12 @@ class PinningSettings(_Model):
     startup_approval: bool = Field(
         True, description="A stdio command that `vet_command` flags needs approval before its first start."
     )
+    poll_interval: float | None = Field(
+        300.0,
+        gt=0,
+        description="Seconds between re-listings of each server's tools even without list_changed, so a "
+        "silent change is caught (null: only on list_changed and reconnect).",
+    )
 
 
 class FlowSettings(_Model):
@@ -483,10 +524,10 @@ class Settings(_Model):
     limits: tuple[LimitRule, ...] = Field((), description="Rate, concurrency, cost and size limits; all matching apply.")
     quota: QuotaSettings = Field(default_factory=QuotaSettings, description="Where limit counters live.")
     gateway: GatewaySettings = Field(default_factory=GatewaySettings, description="The gateway's own behaviour.")
-    risk: RiskSettings = Field(default_factory=RiskSettings)
-    approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
-    pinning: PinningSettings = Field(default_factory=PinningSettings)
-    flow: FlowSettings = Field(default_factory=FlowSettings)
+    risk: RiskSettings = Field(default_factory=RiskSettings, description="Tool risk tiers and overrides.")
+    approvals: ApprovalSettings = Field(default_factory=ApprovalSettings, description="Human approval.")
+    pinning: PinningSettings = Field(default_factory=PinningSettings, description="Definition pins.")
+    flow: FlowSettings = Field(default_factory=FlowSettings, description="Toxic-flow control.")
     source: Path | None = Field(None, exclude=True, description="The file these settings came from.")
 
     @model_validator(mode="after")

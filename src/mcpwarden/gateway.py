@@ -43,6 +43,7 @@ from mcpwarden import reasons
 from mcpwarden.config import Settings
 from mcpwarden.consent import ConsentBroker
 from mcpwarden.guards import build_guards
+from mcpwarden.pinning.startup import startup_check_for
 from mcpwarden.pipeline import (
     AuditSink,
     Guard,
@@ -83,9 +84,17 @@ class Gateway:
     ) -> None:
         self.settings = settings
         self.router = Router(settings.gateway.separator, settings.servers)
+        # A flagged stdio command (THREATS A8, C19) is not started before a human approved it.
+        self._startup_check = startup_check_for(settings)
         self.upstreams = {
             server_id: Upstream(
-                server_id, spec, settings.gateway, self._on_upstream_change, self._on_resource_updated
+                server_id,
+                spec,
+                settings.gateway,
+                self._on_upstream_change,
+                self._on_resource_updated,
+                startup_check=self._startup_check,
+                poll_interval=settings.pinning.poll_interval,
             )
             for server_id, spec in settings.servers.items()
         }
@@ -447,6 +456,7 @@ class Gateway:
                 _ignore_change,
                 _ignore_update,
                 callbacks=_bridge_to(connection, capabilities, self.settings.gateway.approval_timeout),
+                startup_check=self._startup_check,
             )
             per_client[shared.server_id] = upstream
             weakref.finalize(connection, upstream.stop)

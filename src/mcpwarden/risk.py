@@ -31,6 +31,11 @@ from typing import Any, Literal
 
 from mcpwarden.config import RiskSettings, RiskTier
 
+
+def _words(*lines: str) -> frozenset[str]:
+    return frozenset(" ".join(lines).split())
+
+
 TIERS: tuple[RiskTier, ...] = ("low", "medium", "high", "critical")
 
 Category = Literal[
@@ -65,37 +70,140 @@ CATEGORY_TIER: dict[Category, RiskTier] = {
 # wherever they appear in the name…
 _NAME_WORDS: dict[Category, frozenset[str]] = {
     "read": frozenset(
-        "get list read search find query fetch show describe view lookup count browse retrieve "
-        "download inspect stat status info".split()
+        [
+            "get",
+            "list",
+            "read",
+            "search",
+            "find",
+            "query",
+            "fetch",
+            "show",
+            "describe",
+            "view",
+            "lookup",
+            "count",
+            "browse",
+            "retrieve",
+            "download",
+            "inspect",
+            "stat",
+            "status",
+            "info",
+        ]
     ),
     "write": frozenset(
-        "create update write set put edit modify insert upload save rename move patch commit push "
-        "merge append apply deploy replace import change mkdir copy store upsert assign".split()
+        [
+            "create",
+            "update",
+            "write",
+            "set",
+            "put",
+            "edit",
+            "modify",
+            "insert",
+            "upload",
+            "save",
+            "rename",
+            "move",
+            "patch",
+            "commit",
+            "push",
+            "merge",
+            "append",
+            "apply",
+            "deploy",
+            "replace",
+            "import",
+            "change",
+            "mkdir",
+            "copy",
+            "store",
+            "upsert",
+            "assign",
+        ]
     ),
     "destructive": frozenset(
-        "delete remove rm del drop destroy purge wipe erase truncate kill terminate revoke reset "
-        "uninstall unlink overwrite shutdown prune".split()
+        [
+            "delete",
+            "remove",
+            "rm",
+            "del",
+            "drop",
+            "destroy",
+            "purge",
+            "wipe",
+            "erase",
+            "truncate",
+            "kill",
+            "terminate",
+            "revoke",
+            "reset",
+            "uninstall",
+            "unlink",
+            "overwrite",
+            "shutdown",
+            "prune",
+        ]
     ),
     "external-communication": frozenset(
-        "send notify tweet publish share webhook invite broadcast forward sms".split()
+        ["send", "notify", "tweet", "publish", "share", "webhook", "invite", "broadcast", "forward", "sms"]
     ),
     "code-execution": frozenset(
-        "exec execute eval shell bash subprocess powershell terminal interpreter repl spawn".split()
+        [
+            "exec",
+            "execute",
+            "eval",
+            "shell",
+            "bash",
+            "subprocess",
+            "powershell",
+            "terminal",
+            "interpreter",
+            "repl",
+            "spawn",
+        ]
     ),
     "financial": frozenset(
-        "pay payment payout transfer charge refund invoice purchase buy withdraw wallet trade "
-        "checkout billing".split()
+        [
+            "pay",
+            "payment",
+            "payout",
+            "transfer",
+            "charge",
+            "refund",
+            "invoice",
+            "purchase",
+            "buy",
+            "withdraw",
+            "wallet",
+            "trade",
+            "checkout",
+            "billing",
+        ]
     ),
     "credential-access": frozenset(
-        "secret secrets password passwords credential credentials token apikey keychain vault "
-        "privatekey ssh".split()
+        [
+            "secret",
+            "secrets",
+            "password",
+            "passwords",
+            "credential",
+            "credentials",
+            "token",
+            "apikey",
+            "keychain",
+            "vault",
+            "privatekey",
+            "ssh",
+        ]
     ),
 }
 # …and words that only mark it as the leading verb (`post_message`, not `get_posts`; `run_command`,
 # not `get_run_status`).
 _LEADING_WORDS: dict[Category, frozenset[str]] = {
-    "external-communication": frozenset("email mail message post reply text dm".split()),
-    "code-execution": frozenset("run cmd command script sh".split()),
+    "external-communication": frozenset(["email", "mail", "message", "post", "reply", "text", "dm"]),
+    "code-execution": frozenset(["run", "cmd", "command", "script", "sh"]),
 }
 # Descriptions are longer and chattier than names: only unambiguous phrases count there.
 _DESCRIPTION_PATTERNS: dict[Category, re.Pattern[str]] = {
@@ -186,7 +294,9 @@ def classify(
     for category, vocabulary in _NAME_WORDS.items():
         hits = [word for word in words if word in vocabulary]
         # Compounds such as "apikey" or "privatekey" appear split ("api", "key"): check the join too.
-        hits += [compound for compound in ("apikey", "privatekey") if compound in vocabulary and compound in joined]
+        hits += [
+            compound for compound in ("apikey", "privatekey") if compound in vocabulary and compound in joined
+        ]
         if words and words[0] in _LEADING_WORDS.get(category, frozenset()):
             hits.insert(0, words[0])
         if hits:
@@ -216,7 +326,9 @@ def classify(
         if annotations.get("readOnlyHint") is False:
             add("write", "annotated readOnlyHint: false")
         if annotations.get("openWorldHint") is True:
-            add("external-communication" if "write" in categories else "read", "annotated openWorldHint: true")
+            add(
+                "external-communication" if "write" in categories else "read", "annotated openWorldHint: true"
+            )
         # readOnlyHint: true is noted but never lowers anything (THREATS LLM06).
 
     if not categories:

@@ -39,7 +39,13 @@ class Recorder:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.seen.append(scope[IDENTITY_SCOPE_KEY])
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
         await send({"type": "http.response.body", "body": b"{}"})
 
 
@@ -76,7 +82,10 @@ async def client(world: tuple[Settings, Recorder, str]) -> AsyncIterator[httpx.A
     security = transport_security(settings, "127.0.0.1")
     auth = HttpAuth.from_settings(settings, security)
     app = Starlette(
-        routes=[*auth.routes, Mount("/", app=auth.wrap(WireCheckMiddleware(auth.scope_challenge(recorder), security, 65536)))]
+        routes=[
+            *auth.routes,
+            Mount("/", app=auth.wrap(WireCheckMiddleware(auth.scope_challenge(recorder), security, 65536))),
+        ]
     )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8765") as http:
@@ -85,14 +94,23 @@ async def client(world: tuple[Settings, Recorder, str]) -> AsyncIterator[httpx.A
 
 
 def call(name: str, request_id: int = 7) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {"name": name, "arguments": {}}}
+    return {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "tools/call",
+        "params": {"name": name, "arguments": {}},
+    }
 
 
-async def post(http: httpx.AsyncClient, token: str | None, body: Any = None, **headers: str) -> httpx.Response:
+async def post(
+    http: httpx.AsyncClient, token: str | None, body: Any = None, **headers: str
+) -> httpx.Response:
     sent = {"Accept": ACCEPT, "Content-Type": "application/json", **headers}
     if token is not None:
         sent["Authorization"] = f"Bearer {token}"
-    return await http.post("/mcp", json=body or {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, headers=sent)
+    return await http.post(
+        "/mcp", json=body or {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, headers=sent
+    )
 
 
 def assert_challenge(response: httpx.Response, error: str | None) -> None:
@@ -115,8 +133,10 @@ async def test_no_credentials_get_401_naming_the_metadata(client: httpx.AsyncCli
     assert world[1].seen == []
 
 
-async def test_api_key_and_jwt_both_authenticate(client: httpx.AsyncClient, world: Any, issuer: Issuer) -> None:
-    settings, recorder, key = world
+async def test_api_key_and_jwt_both_authenticate(
+    client: httpx.AsyncClient, world: Any, issuer: Issuer
+) -> None:
+    _, recorder, key = world
     assert (await post(client, key)).status_code == 200
     assert (await post(client, issuer.token())).status_code == 200
     by_key, by_jwt = recorder.seen
@@ -136,7 +156,7 @@ async def test_every_bad_token_gets_401_invalid_token_and_never_reaches_the_app(
 
 
 async def test_revoked_key_is_refused_on_the_next_request(client: httpx.AsyncClient, world: Any) -> None:
-    settings, recorder, key = world
+    settings, _, key = world
     assert (await post(client, key)).status_code == 200
     store = ApiKeyStore(settings.state_dir)  # as `mcpwarden keys revoke` would, from another process
     store.revoke(key)
@@ -151,10 +171,16 @@ async def test_oversize_authorization_is_refused_before_parsing(client: httpx.As
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
 
 
-async def test_many_authorization_headers_are_refused(client: httpx.AsyncClient, world: Any, issuer: Issuer) -> None:
+async def test_many_authorization_headers_are_refused(
+    client: httpx.AsyncClient, world: Any, issuer: Issuer
+) -> None:
     token = issuer.token()
-    headers = [("Accept", ACCEPT), ("Content-Type", "application/json")] + [("Authorization", f"Bearer {token}")] * 50
-    response = await client.post("/mcp", content=b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}', headers=headers)
+    headers = [("Accept", ACCEPT), ("Content-Type", "application/json")] + [
+        ("Authorization", f"Bearer {token}")
+    ] * 50
+    response = await client.post(
+        "/mcp", content=b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}', headers=headers
+    )
     assert response.status_code == 401 and 'error="invalid_request"' in response.headers["www-authenticate"]
     assert world[1].seen == []
 
@@ -163,7 +189,11 @@ async def test_query_string_tokens_are_refused(client: httpx.AsyncClient, world:
     response = await client.post(
         "/mcp?access_token=" + issuer.token(),
         json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
-        headers={"Accept": ACCEPT, "Content-Type": "application/json", "Authorization": f"Bearer {issuer.token()}"},
+        headers={
+            "Accept": ACCEPT,
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {issuer.token()}",
+        },
     )
     assert response.status_code == 401 and 'error="invalid_request"' in response.headers["www-authenticate"]
     assert world[1].seen == []
@@ -200,12 +230,19 @@ async def test_insufficient_scope_is_403_naming_only_the_needed_scope(
     assert 'error="insufficient_scope"' in challenge and 'scope="tools:write"' in challenge
     assert f'resource_metadata="{PRM_URL}"' in challenge
     error = response.json()
-    assert error["id"] == 7 and error["error"]["data"] == {"reason": "insufficient-scope", "scope": "tools:write"}
+    assert error["id"] == 7 and error["error"]["data"] == {
+        "reason": "insufficient-scope",
+        "scope": "tools:write",
+    }
     assert world[1].seen == []
     # Exact token match: neither a longer scope nor a wildcard stands in for the one needed.
     for near_miss in ("tools:write-all", "tools:*", "TOOLS:WRITE"):
-        assert (await post(client, issuer.token(scope=near_miss), call("notes__write_note"))).status_code == 403
-    assert (await post(client, issuer.token(scope="tools:write"), call("notes__write_note"))).status_code == 200
+        assert (
+            await post(client, issuer.token(scope=near_miss), call("notes__write_note"))
+        ).status_code == 403
+    assert (
+        await post(client, issuer.token(scope="tools:write"), call("notes__write_note"))
+    ).status_code == 200
     assert (await post(client, basic, call("notes__search"))).status_code == 200  # needs no scope
 
 

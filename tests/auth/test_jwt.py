@@ -50,7 +50,9 @@ async def test_a_good_token_maps_claims_to_an_identity(issuer: Issuer, validator
     assert identity.attributes["iss"] == ISSUER and identity.attributes["client_id"] == "client-1"
 
 
-async def test_an_audience_array_holding_the_gateway_is_accepted(issuer: Issuer, validator: JwtValidator) -> None:
+async def test_an_audience_array_holding_the_gateway_is_accepted(
+    issuer: Issuer, validator: JwtValidator
+) -> None:
     identity = await validator.validate(issuer.token(aud=["https://other.example", AUDIENCE]))
     assert identity.name == "alice"
 
@@ -104,7 +106,9 @@ async def test_required_typ_refuses_plain_jwts(issuer: Issuer, tmp_path: Path) -
     assert (await validator.validate(issuer.token())).name == "alice"
     assert (await validator.validate(issuer.token(header={"typ": "application/at+jwt"}))).name == "alice"
     for typ in ("JWT", None):
-        header: dict[str, Any] = {"alg": "RS256", "kid": "k1"} if typ is None else {"alg": "RS256", "kid": "k1", "typ": typ}
+        header: dict[str, Any] = (
+            {"alg": "RS256", "kid": "k1"} if typ is None else {"alg": "RS256", "kid": "k1", "typ": typ}
+        )
         with pytest.raises(TokenError, match="wrong token type"):
             await validator.validate(sign_rs256(issuer.key, header, issuer.claims()))
 
@@ -114,7 +118,9 @@ async def test_missing_required_scope_claim_is_refused(issuer: Issuer, validator
         await validator.validate(issuer.token(scope=DROP))
 
 
-async def test_size_and_claim_count_are_checked_before_any_parsing(issuer: Issuer, validator: JwtValidator) -> None:
+async def test_size_and_claim_count_are_checked_before_any_parsing(
+    issuer: Issuer, validator: JwtValidator
+) -> None:
     with pytest.raises(TokenError, match="too large"):
         await validator.validate("a" * (MAX_TOKEN_BYTES + 1))
     many = {f"c{i}": 1 for i in range(150)}
@@ -203,6 +209,23 @@ async def test_unreachable_jwks_fails_closed_past_the_ttl(issuer: Issuer) -> Non
     assert (await validator.validate(issuer.token())).name == "alice"
 
 
+async def test_an_outage_costs_one_fetch_per_second_not_one_per_request(issuer: Issuer) -> None:
+    source = FakeSource(issuer.jwks())
+    cache, settings = cache_with(source, jwks_ttl=60)
+    validator = JwtValidator(settings, cache)
+    await validator.validate(issuer.token())
+    source.document = None
+    source.now += 61
+    for _ in range(100):
+        with pytest.raises(TokenError, match="no trusted signing key"):
+            await validator.validate(issuer.token())
+    assert source.fetches == 2
+    source.now += 1.5
+    with pytest.raises(TokenError):
+        await validator.validate(issuer.token())
+    assert source.fetches == 3
+
+
 async def test_unknown_kids_refresh_at_most_once_per_interval(issuer: Issuer) -> None:
     source = FakeSource(issuer.jwks())
     cache, settings = cache_with(source, jwks_ttl=600, jwks_refresh_interval=30)
@@ -248,3 +271,21 @@ def test_overbroad_tool_scopes_are_refused_in_config() -> None:
     for scope in ("*", "all", "full-access", "a b"):
         with pytest.raises(ValueError, match="scope"):
             OAuthSettings(issuer=ISSUER, audience=AUDIENCE, jwks_file="x", tool_scopes={"notes__*": scope})
+
+
+async def test_a_jwks_endpoint_that_never_answers_times_out_and_fails_closed(issuer: Issuer) -> None:
+    import socket
+
+    import anyio
+
+    with socket.socket() as listener:  # accepts connections, never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        settings = OAuthSettings(
+            issuer=ISSUER, audience=AUDIENCE, jwks_uri=f"http://127.0.0.1:{port}/jwks.json", jwks_timeout=0.3
+        )
+        validator = JwtValidator(settings, JwksCache(settings))
+        with anyio.fail_after(5):
+            with pytest.raises(TokenError, match="no trusted signing key"):
+                await validator.validate(issuer.token())

@@ -86,7 +86,9 @@ def test_bad_names_and_unknown_ids_are_clear_errors(tmp_path: Path) -> None:
 
 
 def run_keys(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*MCPWARDEN, "keys", *args, "-c", str(config)], capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [*MCPWARDEN, "keys", *args, "-c", str(config)], capture_output=True, text=True, timeout=60
+    )
 
 
 def test_keys_cli_create_list_revoke(tmp_path: Path) -> None:

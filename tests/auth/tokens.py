@@ -38,7 +38,9 @@ def public_jwk(key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
     return jwk
 
 
-def sign_rs256(key: rsa.RSAPrivateKey, header: Mapping[str, Any] | bytes, payload: Mapping[str, Any] | bytes) -> str:
+def sign_rs256(
+    key: rsa.RSAPrivateKey, header: Mapping[str, Any] | bytes, payload: Mapping[str, Any] | bytes
+) -> str:
     header_bytes = header if isinstance(header, bytes) else json.dumps(header).encode()
     payload_bytes = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     signing_input = f"{b64(header_bytes)}.{b64(payload_bytes)}".encode()
@@ -78,7 +80,11 @@ class Issuer:
         return claims
 
     def token(self, header: Mapping[str, Any] | None = None, **claims: Any) -> str:
-        return sign_rs256(self.key, {"alg": "RS256", "typ": "at+jwt", "kid": self.kid, **(header or {})}, self.claims(**claims))
+        return sign_rs256(
+            self.key,
+            {"alg": "RS256", "typ": "at+jwt", "kid": self.kid, **(header or {})},
+            self.claims(**claims),
+        )
 
     def bad_tokens(self, attacker_url: str) -> list[tuple[str, str]]:
         """Every THREATS D vector that must get 401 `invalid_token` (D14, D17, D19 are tested apart)."""
@@ -99,14 +105,18 @@ class Issuer:
         payload_raw = json.dumps(self.claims()).encode()
 
         def raw_exp(text: str) -> str:
-            body = payload_raw.replace(b'"exp": ' + str(self.claims()["exp"]).encode(), b'"exp": ' + text.encode())
+            body = payload_raw.replace(
+                b'"exp": ' + str(self.claims()["exp"]).encode(), b'"exp": ' + text.encode()
+            )
             assert body != payload_raw
             return sign_rs256(self.key, {"alg": "RS256", "typ": "at+jwt", "kid": "k1"}, body)
 
         def header(**extra: Any) -> str:
             return self.token(header=extra)
 
-        jwe_header = b64(json.dumps({"alg": "RSA-OAEP", "enc": "A256GCM", "zip": "DEF", "kid": "k1"}).encode())
+        jwe_header = b64(
+            json.dumps({"alg": "RSA-OAEP", "enc": "A256GCM", "zip": "DEF", "kid": "k1"}).encode()
+        )
         return [
             ("D1-alg-none", f"{b64(json.dumps({'alg': 'none', 'typ': 'JWT'}).encode())}.{p}."),
             ("D1-alg-None-signed", sign_rs256(self.key, {"alg": "None", "kid": "k1"}, self.claims())),
@@ -127,25 +137,38 @@ class Issuer:
             ("D7-wrong-audience-array", self.token(aud=["https://other.example"])),
             ("D7-no-audience", self.token(aud=_DROP)),
             ("D8-wrong-issuer", self.token(iss="https://evil.example")),
-            ("D8-other-issuers-key", sign_rs256(self.attacker_key, {"alg": "RS256", "kid": "k1"}, self.claims())),
+            (
+                "D8-other-issuers-key",
+                sign_rs256(self.attacker_key, {"alg": "RS256", "kid": "k1"}, self.claims()),
+            ),
             ("D8-unknown-kid", sign_rs256(self.attacker_key, {"alg": "RS256", "kid": "evil"}, self.claims())),
             ("D10-jku", header(jku=f"{attacker_url}/jwks.json")),
             ("D10-jku-metadata-ip", header(jku="http://169.254.169.254/")),
             ("D10-x5u", header(x5u=f"{attacker_url}/cert.pem")),
             (
                 "D11-embedded-jwk",
-                sign_rs256(self.attacker_key, {"alg": "RS256", "kid": "k1", "jwk": attacker_jwk}, self.claims()),
+                sign_rs256(
+                    self.attacker_key, {"alg": "RS256", "kid": "k1", "jwk": attacker_jwk}, self.claims()
+                ),
             ),
             (
                 "D11-self-signed-x5c",
-                sign_rs256(self.attacker_key, {"alg": "RS256", "x5c": [b64(b"not-a-real-cert")]}, self.claims()),
+                sign_rs256(
+                    self.attacker_key, {"alg": "RS256", "x5c": [b64(b"not-a-real-cert")]}, self.claims()
+                ),
             ),
             ("D13-id-token", self.token(header={"typ": "JWT"}, aud="client-1", nonce="n-0S6_WzA2Mj")),
             ("D13-refresh-token-opaque", "tGzv3JOkF0XG5Qx2TlKWIA"),
-            ("D13-jwe-zip-bomb", f"{jwe_header}.{b64(b'k' * 256)}.{b64(b'iv' * 6)}.{b64(b'x' * 2048)}.{b64(b't' * 16)}"),
+            (
+                "D13-jwe-zip-bomb",
+                f"{jwe_header}.{b64(b'k' * 256)}.{b64(b'iv' * 6)}.{b64(b'x' * 2048)}.{b64(b't' * 16)}",
+            ),
             ("D13-wrong-typ", self.token(header={"typ": "dpop+jwt"})),
             ("D15-other-resource", self.token(aud="https://server-a.example/mcp")),
-            ("D17-deep-claim", sign_rs256(self.key, {"alg": "RS256", "kid": "k1"}, _deep_payload(self.claims(), 40))),
+            (
+                "D17-deep-claim",
+                sign_rs256(self.key, {"alg": "RS256", "kid": "k1"}, _deep_payload(self.claims(), 40)),
+            ),
             ("D17-crit-header", header(crit=["exp"])),
             ("not-a-jwt", "definitely not a token"),
             ("api-key-shaped-unknown", "mcpw_0123456789abcdef_" + "A" * 43),

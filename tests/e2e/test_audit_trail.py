@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from tests.support import MCPWARDEN, authenticated, http_gateway, http_gateway_process, stdio_upstream, write_config
+from tests.support import (
+    MCPWARDEN,
+    authenticated,
+    http_gateway,
+    http_gateway_process,
+    stdio_upstream,
+    write_config,
+)
 
 pytestmark = pytest.mark.anyio
 

@@ -20,9 +20,12 @@ from mcp import Client
 from mcp.client.session import ClientRequestContext
 from mcp.shared.exceptions import MCPError
 
-from tests.support import gateway_client, http_gateway, stdio_upstream, write_config
+from tests.support import authenticated, gateway_client, http_gateway, stdio_upstream, write_config
 
 pytestmark = pytest.mark.anyio
+# Tools a server adds at run time are withheld for review by default (pinning, THREATS C4);
+# these tests are about the notifications, so they trust new tools.
+TRUST_NEW_TOOLS = {"new_tools": "trust"}
 
 
 def _text(result: types.CallToolResult) -> str:
@@ -120,7 +123,7 @@ async def test_in_flight_cap_refuses_extra_calls_with_busy(tmp_path: Path) -> No
 
 @pytest.mark.parametrize("front", ["stdio", "http"])
 async def test_list_changed_reaches_modern_listeners(front: str, tmp_path: Path) -> None:
-    config = write_config(tmp_path, {"alpha": stdio_upstream("alpha")})
+    config = write_config(tmp_path, {"alpha": stdio_upstream("alpha")}, pinning=TRUST_NEW_TOOLS)
     async with gateway_client(front, config) as client:
         async with client.listen(tools_list_changed=True) as subscription:
             await client.call_tool("alpha__grow", {"name": "sprout"})
@@ -140,7 +143,8 @@ async def test_list_changed_reaches_legacy_clients(front: str, tmp_path: Path) -
         if isinstance(message, types.ToolListChangedNotification):
             changed.set()
 
-    config = write_config(tmp_path, {"alpha": stdio_upstream("alpha", legacy_only=True)})
+    alpha = stdio_upstream("alpha", legacy_only=True)
+    config = write_config(tmp_path, {"alpha": alpha}, pinning=TRUST_NEW_TOOLS)
     async with gateway_client(front, config, "legacy", message_handler=on_message) as client:
         await client.call_tool("alpha__grow", {"name": "shoot"})
         with anyio.fail_after(10):
@@ -150,7 +154,7 @@ async def test_list_changed_reaches_legacy_clients(front: str, tmp_path: Path) -
 
 
 async def test_list_changed_flood_costs_few_relists(tmp_path: Path) -> None:
-    config = write_config(tmp_path, {"alpha": stdio_upstream("alpha")})
+    config = write_config(tmp_path, {"alpha": stdio_upstream("alpha")}, pinning=TRUST_NEW_TOOLS)
     async with gateway_client("stdio", config) as client:
         lists_before = int(_text(await client.call_tool("alpha__served", {"method": "tools/list"})))
         started = time.monotonic()
@@ -233,8 +237,8 @@ async def test_pushed_elicitation_reaches_the_legacy_client_on_its_own_connectio
     config = write_config(tmp_path, {"old": stdio_upstream("old", legacy_only=True)})
     with http_gateway(config) as url:
         async with (
-            Client(url, mode="legacy", elicitation_callback=elicit) as asking,
-            Client(url, mode="legacy") as silent,
+            Client(authenticated(url), mode="legacy", elicitation_callback=elicit) as asking,
+            Client(authenticated(url), mode="legacy") as silent,
         ):
             result = await asking.call_tool("old__push_elicit", {})
             dedicated_pid = _text(await asking.call_tool("old__pid", {}))

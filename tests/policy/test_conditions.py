@@ -1,4 +1,5 @@
-"""Argument conditions: path containment (THREATS C18), URL hosts and recipients (T2, C2), read-only SQL (C21).
+"""Argument conditions: path containment (THREATS C18), URL hosts and recipients (T2, C2),
+read-only SQL (C21).
 
 Path vectors run against a real directory tree with real symlinks, through the same resolution the
 gateway uses (`policy.paths`), and the pure containment check on its own.
@@ -20,7 +21,7 @@ from mcpwarden.policy.sql import is_read_only_sql
 
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
-    """tmp/allowed_dir (+ a file, a subdir, a symlink to /etc, a symlink inside), and its look-alike sibling."""
+    """tmp/allowed_dir (a file, a subdir, symlinks out and in, a loop) and its look-alike sibling."""
     root = tmp_path / "allowed_dir"
     (root / "sub").mkdir(parents=True)
     (root / "notes.txt").write_text("ok")

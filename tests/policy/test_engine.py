@@ -289,7 +289,8 @@ def test_cedar_file_policies_join_the_shorthand(tmp_path: Path) -> None:
         permit (principal in Role::"ops", action == Action::"call_tool", resource)
         when { resource.server == "svc" && context has arguments && context.arguments has force
                && context.arguments.force == false };
-        forbid (principal, action, resource) when { context.transport == "http" && resource.name like "*__admin*" };
+        forbid (principal, action, resource)
+        when { context.transport == "http" && resource.name like "*__admin*" };
         """,
         allow=[{"principal": "*", "tool": "*__admin_view"}],
     )
@@ -326,7 +327,8 @@ def test_a_permit_that_cannot_be_evaluated_only_does_not_grant(tmp_path: Path) -
 def test_arguments_cannot_smuggle_entity_references(tmp_path: Path) -> None:
     engine = cedar_engine(
         tmp_path,
-        'permit (principal, action, resource) when { context.arguments has who && context.arguments.who == Role::"admin" };',
+        "permit (principal, action, resource) when { context.arguments has who"
+        ' && context.arguments.who == Role::"admin" };',
     )
     smuggled = {"who": {"__entity": {"type": "Role", "id": "admin"}}}
     assert not ask(engine, NOBODY, "svc__y", smuggled).allowed
@@ -377,3 +379,69 @@ def test_decide_is_deterministic_and_pure(engine: PolicyEngine) -> None:
     )
     first = engine.decide(request)
     assert all(engine.decide(request) == first for _ in range(20))
+
+
+# -- risk tiers ------------------------------------------------------------------------------------
+
+RISK_POLICY = {
+    "allow": [
+        {"principal": "role:intern", "tool": "*", "risk": ["low", "medium"]},
+        {"principal": "role:admin", "tool": "*"},
+    ],
+    "deny": [{"principal": "role:admin", "tool": "*", "risk": ["critical"]}],
+}
+
+
+@pytest.mark.parametrize(
+    ("roles", "name", "risk", "allowed"),
+    [
+        ({"intern"}, "fs__read", "low", True),
+        ({"intern"}, "fs__read", "medium", True),
+        ({"intern"}, "fs__write", "high", False),
+        ({"intern"}, "fs__read", None, False),  # an unknown tier never grants
+        ({"intern"}, "mcpwarden://fs/file:///a", None, False),  # resources have no tier
+        ({"admin"}, "fs__write", "high", True),
+        ({"admin"}, "shell__exec", "critical", False),
+        ({"admin"}, "shell__exec", None, False),  # an unknown tier cannot dodge a deny
+        ({"admin"}, "mcpwarden://fs/file:///a", None, True),  # tier rules are about tools
+    ],
+)
+def test_risk_tiers(roles: set[str], name: str, risk: str | None, allowed: bool) -> None:
+    engine = PolicyEngine(compile_policy(PolicySettings.model_validate(RISK_POLICY)))
+    kind = "resource" if name.startswith("mcpwarden://") else "tool"
+    request = PolicyRequest(
+        PrincipalFacts("p", frozenset(roles)),
+        "read_resource" if kind == "resource" else "call_tool",
+        ResourceRef("fs", name, kind, risk),
+        None,
+        "http",
+    )
+    assert engine.decide(request).allowed is allowed
+
+
+def test_risk_tiers_are_validated() -> None:
+    with pytest.raises(ValueError):
+        PolicySettings.model_validate({"allow": [{"risk": ["extreme"]}]})
+
+
+def test_per_name_slices_decide_exactly_as_the_whole_policy(engine: PolicyEngine) -> None:
+    """The engine evaluates only the policies whose name clause can match; the full set must agree."""
+    import cedarpy
+
+    for principal, name, arguments, _, _ in TRUTH_TABLE:
+        for action in ("call_tool", "list_tools"):
+            kind = "resource" if name.startswith("mcpwarden://") else "tool"
+            request = with_resolved_paths(
+                engine,
+                PolicyRequest(principal, action, ResourceRef("s", name, kind), arguments, "http"),
+                realpath=lambda p: p,
+            )
+            sliced = engine.decide(request)
+            satisfied, _ = engine._argument_facts(request, engine.compiled.conditional)
+            whole = cedarpy.is_authorized(
+                engine._cedar_request(request, satisfied),
+                engine.compiled.policy_set,
+                engine._entities(request),
+            )
+            assert sliced.allowed == whole.allowed, (principal, name, action)
+            assert set(sliced.rules) == {engine.compiled.labels[p] for p in whole.diagnostics.reasons}

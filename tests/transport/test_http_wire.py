@@ -103,7 +103,9 @@ def test_inspector_style_get_cannot_spawn_anything(gateway_url: GatewayUrl) -> N
         (b'{"jsonrpc":"2.0","id":[1],"method":"tools/list"}', -32600),
     ],
 )
-def test_malformed_bodies_get_400_and_a_jsonrpc_error(gateway_url: GatewayUrl, body: bytes, code: int) -> None:
+def test_malformed_bodies_get_400_and_a_jsonrpc_error(
+    gateway_url: GatewayUrl, body: bytes, code: int
+) -> None:
     response = _post(gateway_url, content=body, headers=_modern_headers("tools/list"))
     assert response.status_code == 400
     error = response.json()

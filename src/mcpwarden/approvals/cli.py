@@ -14,16 +14,21 @@ from __future__ import annotations
 import enum
 import getpass
 import json
+import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from mcpwarden import reasons
 from mcpwarden.approvals.store import ApprovalStore, Status, approvals_db_path
+from mcpwarden.audit.events import AuditEvent
+from mcpwarden.audit.log import SqliteAuditLog, audit_db_path
 from mcpwarden.config import Settings, load_settings
 from mcpwarden.errors import MCPWardenError
 
@@ -44,7 +49,9 @@ class OutputFormat(enum.StrEnum):
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("-c", "--config", help="Configuration file whose state_dir holds approvals.db.", dir_okay=False),
+    typer.Option(
+        "-c", "--config", help="Configuration file whose state_dir holds approvals.db.", dir_okay=False
+    ),
 ]
 
 
@@ -83,7 +90,7 @@ def list_command(
         finally:
             store.close()
     if output is OutputFormat.JSON:
-        out.print(json.dumps([a.to_dict() for a in approvals], ensure_ascii=False), markup=False)
+        typer.echo(json.dumps([a.to_dict() for a in approvals], ensure_ascii=False))
         return
     if not approvals:
         out.print("no approvals are waiting", markup=False)
@@ -103,6 +110,39 @@ def list_command(
     out.print(table)
 
 
+def record(
+    settings: Settings, method: str, target: str, decision: str, reason: str, extra: dict[str, Any]
+) -> None:
+    """Append what a human decided here to the audit trail (the gateway records the rest)."""
+    now = time.time()
+    event = AuditEvent(
+        time=now,
+        correlation_id=uuid.uuid4().hex,
+        principal=decider(),
+        transport="cli",
+        method=method,
+        server=None,
+        target=target,
+        argument_digest=None,
+        decision=decision,
+        reason=reason,
+        detail="",
+        latency_ms=0.0,
+        request_bytes=0,
+        response_bytes=0,
+        guard=None,
+        extra=extra,
+    )
+    try:
+        log = SqliteAuditLog(audit_db_path(settings.state_dir))
+        try:
+            log.append(event)
+        finally:
+            log.close()
+    except Exception as exc:  # the decision stands; say loudly that its record is missing
+        err.print(f"[yellow]warning:[/yellow] could not write the audit trail: {type(exc).__name__}")
+
+
 def _decide(config: Path | None, approval_id: str, approved: bool) -> None:
     settings = load(config)
     path = approvals_db_path(settings.state_dir)
@@ -118,6 +158,14 @@ def _decide(config: Path | None, approval_id: str, approved: bool) -> None:
         err.print(f"no pending approval {escape(approval_id)} (unknown, already decided or expired)")
         raise typer.Exit(1)
     verb = "approved" if approved else "denied"
+    record(
+        settings,
+        f"approvals/{'approve' if approved else 'deny'}",
+        decided.tool,
+        "allow" if approved else "deny",
+        reasons.OK if approved else reasons.APPROVAL_DENIED,
+        {"approval": {"id": decided.id, "step": verb, "kind": decided.kind, "for": decided.principal}},
+    )
     if decided.kind == "startup":
         out.print(f"{verb} the start command of server {decided.server}", markup=False)
     elif approved:

@@ -23,13 +23,15 @@ MAX_VALUE_CHARS = 2000  # per argument: beyond it, the prompt says how much more
 
 def visible_value(value: Any) -> str:
     """One argument value as a human should read it: JSON-quoted for strings, hidden chars shown."""
-    text = value if isinstance(value, str) else canonical_json_lenient(value)
-    shown = make_visible(text)
     if isinstance(value, str):
-        shown = '"' + shown.replace('"', '\\"') + '"'
+        shown = '"' + make_visible(value.replace("\\", "\\\\").replace('"', '\\"')) + '"'
+    else:
+        shown = make_visible(canonical_json_lenient(value))
     if len(shown) > MAX_VALUE_CHARS:
         hidden = len(shown) - MAX_VALUE_CHARS
-        shown = shown[:MAX_VALUE_CHARS] + f" <… {hidden} more characters not shown; they are part of the call>"
+        shown = (
+            shown[:MAX_VALUE_CHARS] + f" <… {hidden} more characters not shown; they are part of the call>"
+        )
     return shown
 
 

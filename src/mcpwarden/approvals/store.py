@@ -269,7 +269,9 @@ class ApprovalStore:
         return found
 
     def _expire(self, db: sqlite3.Connection, now: float) -> None:
-        db.execute("UPDATE approvals SET status = 'expired' WHERE status = 'pending' AND expires <= ?", (now,))
+        db.execute(
+            "UPDATE approvals SET status = 'expired' WHERE status = 'pending' AND expires <= ?", (now,)
+        )
 
 
 def _row(columns: list[str], row: tuple[Any, ...]) -> Approval:

@@ -70,6 +70,11 @@ class Authenticator:
         # CONTRACT: "auth omitted: stdio needs none; HTTP requires an API key".
         auth = settings.auth or AuthSettings()
         keys = ApiKeyStore(settings.state_dir) if auth.api_keys else None
+        if keys is not None and auth.oauth is None and not keys.list():
+            logger.warning(
+                "no API keys yet, so no HTTP client can connect: mint one with "
+                "`mcpwarden keys create --principal NAME -c CONFIG`"
+            )
         tokens = None
         if auth.oauth is not None:
             base = settings.source.parent if settings.source is not None else Path.cwd()

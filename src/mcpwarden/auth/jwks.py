@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 MAX_JWKS_BYTES = 256 * 1024
 MAX_KEYS = 100
+_OUTAGE_RETRY = 1.0  # seconds between two attempts while the source is failing
 
 # Which key type (and curve) each accepted algorithm needs: a key is only ever used with its own kind.
 KEY_KIND_BY_ALGORITHM: Mapping[str, tuple[str, str | None]] = {
@@ -99,16 +100,21 @@ class JwksCache:
 
     async def key_for(self, kid: str | None, algorithm: str) -> SigningKey:
         """The key that may verify a token with this header, or raise KeysUnavailable."""
-        now = self._clock()
-        if self._fetched_at is None or now - self._fetched_at >= self.ttl:
-            await self._refresh(now, forced=True)
+        if self._stale():
+            await self._refresh(forced=True)
+            if self._stale():
+                # Keys older than the TTL are never used, whatever the reason no fresh ones came.
+                raise KeysUnavailable("the issuer's signing keys could not be refreshed")
         key = self._select(kid, algorithm)
         if key is None and kid is not None and self._may_refresh(self._clock()):
-            await self._refresh(self._clock(), forced=False)
+            await self._refresh(forced=False)
             key = self._select(kid, algorithm)
         if key is None:
             raise KeysUnavailable("no signing key matches the token")
         return key
+
+    def _stale(self) -> bool:
+        return self._fetched_at is None or self._clock() - self._fetched_at >= self.ttl
 
     def _may_refresh(self, now: float) -> bool:
         return self._attempted_at is None or now - self._attempted_at >= self.refresh_interval
@@ -120,12 +126,17 @@ class JwksCache:
             return fitting[0] if len(fitting) == 1 else None
         return next((key for key in fitting if key.kid == kid), None)
 
-    async def _refresh(self, now: float, *, forced: bool) -> None:
+    async def _refresh(self, *, forced: bool) -> None:
         async with self._lock:
             # Another task may have refreshed while this one waited for the lock.
-            if forced and self._fetched_at is not None and self._clock() - self._fetched_at < self.ttl:
+            now = self._clock()
+            if forced and self._fetched_at is not None and now - self._fetched_at < self.ttl:
                 return
-            if not forced and not self._may_refresh(self._clock()):
+            if not forced and not self._may_refresh(now):
+                return
+            if forced and self._attempted_at is not None and now - self._attempted_at < _OUTAGE_RETRY:
+                # The source just failed: during an outage a flood of requests is refused at once
+                # instead of queueing one fetch (and its timeout) each.
                 return
             self._attempted_at = self._clock()
             self.fetches += 1

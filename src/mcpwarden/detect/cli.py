@@ -3,8 +3,11 @@
 Input, one object per line: ``{"id": ..., "text": "...", "kind": "..."?}``. Output, one line per
 input line, in order: ``{"id", "score", "flagged", "reasons"}``. Choices made here:
 
-* the kind comes from the line, else ``--kind``, else ``tool_result`` — the most common text the
-  gateway scores, and the kind whose threshold assumes untrusted content;
+* the kind comes from the line, else ``--kind``, else it is inferred: a text that is a tool
+  definition — rendered (``name: …`` then ``description: …``) or a JSON object with ``name`` and
+  ``inputSchema``/``description`` — is a ``tool_description`` (a JSON tool object is scored with
+  ``scan_tool``, so every schema string and key counts); anything else is a ``tool_result``, the
+  most common text the gateway scores;
 * a line that is not a JSON object, lacks a string ``text`` or names an unknown kind gets an output
   line with an ``"error"`` field (and its ``id`` when one could be read) and the run continues;
   blank lines are skipped (they carry no id to answer);
@@ -18,34 +21,54 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
-from typing import Any
+from typing import Any, cast
 
 import typer
 
-from mcpwarden.detect.engine import KINDS, scan
+from mcpwarden.detect.engine import KINDS, Finding, Kind, scan, scan_tool
 
-DEFAULT_KIND = "tool_result"
+DEFAULT_KIND: Kind = "tool_result"
+_RENDERED_TOOL_RE = re.compile(r"\s*name:[^\n]*\n\s*description:")
+
+
+def _score_inferred(text: str) -> Finding:
+    """Score a text whose kind was not given (see the module docstring)."""
+    stripped = text.lstrip()
+    if stripped.startswith("{"):
+        try:
+            obj = json.loads(stripped)
+        except (json.JSONDecodeError, RecursionError):
+            obj = None
+        is_tool = isinstance(obj, dict) and isinstance(obj.get("name"), str)
+        if is_tool and ("inputSchema" in obj or "description" in obj):
+            return scan_tool(obj)
+    if _RENDERED_TOOL_RE.match(text):
+        return scan(text, "tool_description")
+    return scan(text, DEFAULT_KIND)
+
+
 _FLUSH_EVERY = 256
 
 
-def _answer(obj: Any, default_kind: str) -> dict[str, Any]:
+def _answer(obj: Any, default_kind: str | None) -> dict[str, Any]:
     if not isinstance(obj, dict):
         return {"id": None, "error": "line is not a JSON object"}
     ident = obj.get("id")
     text = obj.get("text")
-    kind = obj.get("kind", default_kind)
+    kind = obj.get("kind")
     if kind is None:
         kind = default_kind
     if not isinstance(text, str):
         return {"id": ident, "error": "missing or non-string 'text'"}
-    if kind not in KINDS:
+    if kind is not None and kind not in KINDS:
         return {"id": ident, "error": f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}"}
-    finding = scan(text, kind)
+    finding = _score_inferred(text) if kind is None else scan(text, cast(Kind, kind))
     return {"id": ident, "score": finding.score, "flagged": finding.flagged, "reasons": list(finding.reasons)}
 
 
-def run(lines: Any, out: Any, default_kind: str) -> int:
+def run(lines: Any, out: Any, default_kind: str | None) -> int:
     """Score every line of ``lines`` (an iterable of str) and write answers to ``out``."""
     count = 0
     for raw in lines:
@@ -72,13 +95,14 @@ def detect_command(
         "--kind",
         help=(
             'Kind of text when a line has no "kind": tool_description, tool_result, argument, '
-            f"server_instructions, elicitation or sampling (default: {DEFAULT_KIND})."
+            "server_instructions, elicitation or sampling (default: inferred per line: a tool "
+            f"definition is a tool_description, anything else a {DEFAULT_KIND})."
         ),
     ),
 ) -> None:
     """Score JSON Lines {"id", "text", "kind"?} from stdin; write {"id", "score", "flagged", "reasons"}."""
-    default_kind = kind or DEFAULT_KIND
-    if default_kind not in KINDS:
+    default_kind = kind
+    if default_kind is not None and default_kind not in KINDS:
         typer.echo(f"error: unknown --kind {default_kind!r}; expected one of {', '.join(KINDS)}", err=True)
         raise typer.Exit(2)
     stdin = sys.stdin

@@ -12,9 +12,14 @@ from collections.abc import Callable
 
 from mcpwarden.catalog import CatalogView
 from mcpwarden.config import Settings
+from mcpwarden.guards.approval import ApprovalGuard
 from mcpwarden.guards.concurrency import ConcurrencyGuard
+from mcpwarden.guards.flow import FlowGuard
+from mcpwarden.guards.pinning import PinningGuard
 from mcpwarden.guards.policy import PolicyGuard
 from mcpwarden.guards.protocol import ProtocolGuard
+from mcpwarden.guards.quota import QuotaGuard
+from mcpwarden.guards.risk import RiskGuard
 from mcpwarden.guards.scopes import ScopeGuard
 from mcpwarden.guards.size import SizeGuard
 from mcpwarden.pipeline import Guard
@@ -26,8 +31,15 @@ BUILTIN_GUARDS: tuple[GuardFactory, ...] = (
     ConcurrencyGuard.from_settings,
     lambda settings, catalog: ScopeGuard.from_settings(settings),
     SizeGuard.from_settings,
+    lambda settings, catalog: QuotaGuard.from_settings(settings),
     ProtocolGuard.from_settings,
+    RiskGuard.from_settings,  # early: later guards (policy, approval) read metadata["risk_tier"]
+    # Policy before pinning: a caller refused by policy learns only `tool-not-permitted`, never
+    # whether a tool it may not use exists or changed.
     PolicyGuard.from_settings,
+    PinningGuard.from_settings,
+    FlowGuard.from_settings,  # before approval: it may ask the approval guard to hold a call
+    ApprovalGuard.from_settings,  # last: a human is asked only about calls nothing else refused
 )
 
 

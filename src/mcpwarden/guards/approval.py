@@ -125,7 +125,10 @@ class ApprovalGuard(BaseGuard):
             approval_id = found.id
             audit["approval"] = {"id": approval_id, "step": "still-pending"}
         else:
-            if self.store.created_since(principal, now - RATE_WINDOW) >= self.settings.approvals.max_prompts_per_minute:
+            if (
+                self.store.created_since(principal, now - RATE_WINDOW)
+                >= self.settings.approvals.max_prompts_per_minute
+            ):
                 audit["approval"] = {"step": "rate-limited"}
                 return deny(
                     reasons.RATE_LIMITED,

@@ -23,12 +23,14 @@ from mcpwarden import reasons
 from mcpwarden.catalog import CatalogView
 from mcpwarden.config import Settings
 from mcpwarden.exchange import ALLOW, Decision, Exchange, Identity, deny
+from mcpwarden.guards.risk import RISK_TIER_KEY
 from mcpwarden.pipeline import BaseGuard
 from mcpwarden.policy import model
 from mcpwarden.policy.compiler import compile_policy
 from mcpwarden.policy.engine import PolicyEngine
 from mcpwarden.policy.model import PolicyDecision, PolicyRequest, PrincipalFacts, ResourceRef
 from mcpwarden.policy.paths import resolve_path, with_resolved_paths
+from mcpwarden.risk import classify
 from mcpwarden.router import RESOURCE_SCHEME
 
 logger = logging.getLogger(__name__)
@@ -60,17 +62,29 @@ class PolicyGuard(BaseGuard):
     name = "policy"
 
     def __init__(
-        self, engine: PolicyEngine, separator: str = "__", realpath: Callable[[str], str] = resolve_path
+        self,
+        engine: PolicyEngine,
+        separator: str = "__",
+        realpath: Callable[[str], str] = resolve_path,
+        tier_of: Callable[[str, str], str | None] | None = None,
     ) -> None:
         self.engine = engine
         self.separator = separator
         self.realpath = realpath
+        self.tier_of = tier_of  # (server, upstream tool name) -> risk tier, for listings
         self.dry_run = engine.mode == "dry-run"
 
     @classmethod
     def from_settings(cls, settings: Settings, catalog: CatalogView | None = None) -> PolicyGuard:
         base_dir = settings.source.parent if settings.source is not None else None
-        return cls(PolicyEngine(compile_policy(settings.policy, base_dir)), settings.gateway.separator)
+        separator = settings.gateway.separator
+
+        def tier_of(server: str, name: str) -> str | None:
+            # The risk guard's own classification, so a listing sees the tier a call will see.
+            definition = catalog.tool(server, name) if catalog is not None else None
+            return classify(server, name, definition, settings.risk, separator).tier
+
+        return cls(PolicyEngine(compile_policy(settings.policy, base_dir)), separator, tier_of=tier_of)
 
     def _server_of(self, name: str, kind: Kind) -> str:
         if kind == "resource" and name.startswith(RESOURCE_SCHEME):
@@ -78,12 +92,18 @@ class PolicyGuard(BaseGuard):
         return name.partition(self.separator)[0]
 
     def decide(
-        self, exchange: Exchange, action: str, kind: Kind, name: str, arguments: dict[str, Any] | None
+        self,
+        exchange: Exchange,
+        action: str,
+        kind: Kind,
+        name: str,
+        arguments: dict[str, Any] | None,
+        risk: str | None = None,
     ) -> PolicyDecision:
         request = PolicyRequest(
             principal=principal_facts(exchange.identity),
             action=action,
-            resource=ResourceRef(self._server_of(name, kind), name, kind),
+            resource=ResourceRef(self._server_of(name, kind), name, kind, risk),
             arguments=arguments,
             transport=exchange.transport,
         )
@@ -106,7 +126,9 @@ class PolicyGuard(BaseGuard):
         if kind == "resource":
             # A resource has no arguments; its upstream URI can be checked as `uri` (e.g. file://).
             arguments = {"uri": exchange.target} if exchange.target is not None else None
-        decision = self.decide(exchange, action, kind, exchange.exposed_name, arguments)
+        tier = exchange.metadata.get(RISK_TIER_KEY) if kind == "tool" else None
+        risk = tier if isinstance(tier, str) else None
+        decision = self.decide(exchange, action, kind, exchange.exposed_name, arguments, risk)
         audit = exchange.metadata.setdefault("audit", {})
         if decision.allowed:
             audit["policy_rules"] = list(decision.rules)
@@ -130,6 +152,12 @@ class PolicyGuard(BaseGuard):
             data["argument"] = decision.argument
         return deny(reasons.TOOL_NOT_PERMITTED, decision.message, **data)
 
+    def _tier(self, kind: Kind, name: str) -> str | None:
+        if kind != "tool" or self.tier_of is None:
+            return None
+        server, sep, upstream_name = name.partition(self.separator)
+        return self.tier_of(server, upstream_name) if sep else None
+
     async def check_response(self, exchange: Exchange) -> Decision:
         listing = _LISTINGS.get(exchange.method)
         result = exchange.result
@@ -143,7 +171,10 @@ class PolicyGuard(BaseGuard):
         hidden: list[str] = []
         for item in items:
             name = item.get(name_key) if isinstance(item, dict) else None
-            if isinstance(name, str) and self.decide(exchange, action, kind, name, None).allowed:
+            if (
+                isinstance(name, str)
+                and self.decide(exchange, action, kind, name, None, self._tier(kind, name)).allowed
+            ):
                 kept.append(item)
             else:
                 hidden.append(str(name)[:128])

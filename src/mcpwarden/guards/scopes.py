@@ -40,9 +40,13 @@ class ScopeGuard(BaseGuard):
     async def check_request(self, exchange: Exchange) -> Decision:
         if exchange.method != "tools/call" or exchange.exposed_name is None:
             return ALLOW
-        if not self.rules.missing(exchange.identity, exchange.exposed_name):
-            return ALLOW
         needed = " ".join(self.rules.required(exchange.exposed_name))
+        if not needed or exchange.identity.method != "jwt":
+            return ALLOW
+        if not self.rules.missing(exchange.identity, exchange.exposed_name):
+            # A call that needed a scope beyond the baseline is an elevation: on the record (A11).
+            exchange.metadata.setdefault("audit", {})["scopes_used"] = needed
+            return ALLOW
         exchange.metadata.setdefault("audit", {})["scope_needed"] = needed
         return deny(
             reasons.INSUFFICIENT_SCOPE,

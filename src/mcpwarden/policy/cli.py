@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mcpwarden.config import load_settings
@@ -45,7 +46,7 @@ def _engine(config: Path | None) -> tuple[PolicyEngine, str]:
         base_dir = settings.source.parent if settings.source is not None else None
         return PolicyEngine(compile_policy(settings.policy, base_dir)), settings.gateway.separator
     except MCPWardenError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 
@@ -59,6 +60,7 @@ def build_request(
     transport: str,
     separator: str,
     action: str | None = None,
+    risk: str | None = None,
 ) -> PolicyRequest:
     kind: Literal["tool", "prompt", "resource"] = "resource" if name.startswith(RESOURCE_SCHEME) else "tool"
     server = (
@@ -68,7 +70,7 @@ def build_request(
     return PolicyRequest(
         principal=PrincipalFacts(principal, frozenset(roles), frozenset(scopes), method),
         action=action or _ACTIONS_BY_KIND[kind],
-        resource=ResourceRef(server, name, kind),
+        resource=ResourceRef(server, name, kind, risk if kind == "tool" else None),
         arguments=arguments,
         transport=transport,
     )
@@ -87,8 +89,8 @@ def test_command(
 ) -> None:
     """Run a table of expected decisions; exit 1 on any mismatch.
 
-    Each case: {principal, roles?, scopes?, tool, arguments?, transport? (http), action?, expect:
-    allow|deny, code?}. `tool` is an exposed name (notes__search, or mcpwarden://S/URI).
+    Each case: {principal, roles?, scopes?, tool, risk?, arguments?, transport? (http), action?,
+    expect: allow|deny, code?}. `tool` is an exposed name (notes__search, or mcpwarden://S/URI).
     """
     engine, separator = _engine(config)
     try:
@@ -102,7 +104,10 @@ def test_command(
         err.print(f"[red]error:[/red] {file}: expected a non-empty list of cases", highlight=False)
         raise typer.Exit(2)
     table = Table(title=f"policy test: {file.name}")
-    for column in ("#", "principal", "roles", "tool", "arguments", "expected", "got", "rule / reason", ""):
+    table.add_column("#", no_wrap=True)
+    table.add_column("result", no_wrap=True)
+    table.add_column("rule / reason", no_wrap=True)
+    for column in ("principal", "roles", "tool", "expected", "got", "arguments"):
         table.add_column(column, overflow="fold")
     failures = 0
     for index, case in enumerate(cases, 1):
@@ -117,14 +122,14 @@ def test_command(
         failures += not ok
         table.add_row(
             str(index),
+            "[green]ok[/green]" if ok else "[red]MISMATCH[/red]",
+            ", ".join(decision.rules) or f"{decision.code} ({decision.nearest_rule or 'no rule'})",
             request.principal.name,
             ",".join(sorted(request.principal.roles)),
             request.resource.name,
-            json.dumps(dict(request.arguments or {}))[:60],
             expected + (f" ({expected_code})" if expected_code else ""),
             got,
-            ", ".join(decision.rules) or f"{decision.code} ({decision.nearest_rule or 'no rule'})",
-            "[green]ok[/green]" if ok else "[red]MISMATCH[/red]",
+            json.dumps(dict(request.arguments or {}))[:60],
         )
     out.print(table)
     out.print(f"{len(cases) - failures} passed, {failures} failed")
@@ -165,6 +170,7 @@ def _case(case: Any, separator: str) -> tuple[PolicyRequest, str, str | None]:
         transport=str(case.get("transport", "http")),
         separator=separator,
         action=action,
+        risk=str(case["risk"]) if case.get("risk") is not None else None,
     )
     code = case.get("code")
     return request, expected, str(code) if code is not None else None
@@ -192,6 +198,7 @@ def explain_command(
     action: Annotated[
         str | None, typer.Option("--action", help="call_tool, list_tools, ... (default from --tool).")
     ] = None,
+    risk: Annotated[str | None, typer.Option("--risk", help="The tool's risk tier (low..critical).")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Print the decision for one request and the rule that made it (exit 0 allow, 1 deny)."""
@@ -216,6 +223,7 @@ def explain_command(
         transport=transport,
         separator=separator,
         action=action,
+        risk=risk,
     )
     decision = _decide(engine, request)
     verdict = "[green]ALLOW[/green]" if decision.allowed else "[red]DENY[/red]"

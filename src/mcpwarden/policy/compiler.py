@@ -8,6 +8,7 @@ Grammar (config key `policy`; every field optional except as noted):
         - principal: "alice" | "ops-*" | "role:dev" | "role:data-*" | "*"
           tool: "fs__read_file" | "fs__*" | "mcpwarden://notes/*" | "*"
           scopes: ["tools:write"]    # the caller must hold every one (exact match)
+          risk: [low, medium]        # only tools of these risk tiers (see below)
           where:                     # argument conditions, all must hold for a call
             path:  {within: ["/srv/data", "/tmp/scratch"]}
             url:   {hosts: ["example.com", "*.example.org"]}
@@ -30,11 +31,16 @@ an id (`allow[0].where.path`); Python decides which ids hold for a request and p
 `context.satisfied`; the compiled policy requires them. Listings (`list_*` actions) ignore argument
 conditions: a tool is listed when some arguments could be allowed, and is hidden when no call could.
 
+`risk` narrows a rule to tools of the given tiers (the risk classifier's `low`..`critical`): an
+allow never matches an unknown tier (prompts, resources, unclassified tools), a deny treats a tool
+of unknown tier as matching, so a refusal is never dodged by a missing classification.
+
 Without any `policy` key, one rule allows the local stdio user everything and HTTP callers nothing.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -69,6 +75,7 @@ class CompiledCondition:
         return "it must be a single read-only SQL statement (SELECT)"
 
 
+@functools.lru_cache(maxsize=4096)
 def glob_regex(pattern: str) -> re.Pattern[str]:
     """The Python twin of Cedar's `like` for our globs: `*` is any run of characters."""
     return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL)
@@ -83,6 +90,10 @@ class CompiledRule:
     scopes: tuple[str, ...]
     conditions: tuple[CompiledCondition, ...]
     tool_regex: re.Pattern[str]
+    risk: tuple[str, ...] = ()
+
+    def matches_risk(self, risk: str | None) -> bool:
+        return not self.risk or risk in self.risk
 
     def matches_name(self, name: str) -> bool:
         return self.tool == "*" or self.tool_regex.fullmatch(name) is not None
@@ -108,6 +119,11 @@ class CompiledPolicy:
     passes_arguments: bool  # a Cedar file may read context.arguments and principal.attributes
     configured: bool  # False: no `policy` key, the built-in stdio default applies
     conditional: tuple[CompiledRule, ...] = field(default=())
+    # Every policy in Cedar's JSON form, by engine id (text order), and the shorthand rule it came
+    # from (None: a Cedar-file or default policy). The engine evaluates, per exposed name, only the
+    # policies whose name clause can match it: same answer, without paying for the other rules.
+    policies: Mapping[str, Any] = field(default_factory=dict)
+    owners: Mapping[str, CompiledRule] = field(default_factory=dict)
 
 
 def cedar_string(value: str) -> str:
@@ -163,6 +179,14 @@ def _compile_rule(
         for argument, condition in sorted(rule.where.items())
     )
     clauses = [c for c in (_principal_clause(rule.principal), _name_clause(rule.tool)) if c]
+    if rule.risk:
+        tiers = ", ".join(map(cedar_string, rule.risk))
+        if effect == "allow":  # an unknown tier (prompts, resources, unclassified) never grants
+            clauses.append(f"resource has risk && [{tiers}].contains(resource.risk)")
+        else:  # an unknown tier of a tool is refused as if it were one of these
+            clauses.append(
+                f'resource.kind == "tool" && (!(resource has risk) || [{tiers}].contains(resource.risk))'
+            )
     if rule.scopes:
         clauses.append(f"principal.scopes.containsAll([{', '.join(map(cedar_string, rule.scopes))}])")
     if conditions:
@@ -175,7 +199,7 @@ def _compile_rule(
     keyword = "permit" if effect == "allow" else "forbid"
     text = f"@id({cedar_string(rule_id)})\n{keyword} (principal, action, resource)\nwhen {{ {when} }};\n"
     compiled = CompiledRule(
-        rule_id, effect, rule.principal, rule.tool, rule.scopes, conditions, glob_regex(rule.tool)
+        rule_id, effect, rule.principal, rule.tool, rule.scopes, conditions, glob_regex(rule.tool), rule.risk
     )
     return compiled, text
 
@@ -237,11 +261,15 @@ def compile_policy(
         )
     labels: dict[str, str] = {}
     forbids: set[str] = set()
+    owners: dict[str, CompiledRule] = {}
+    ordered = _in_order(est.get("staticPolicies", {}))
     own = len(texts)
-    for position, (policy_id, body) in enumerate(_in_order(est.get("staticPolicies", {}))):
+    for position, (policy_id, body) in enumerate(ordered):
         annotations: dict[str, Any] = body.get("annotations") or {}
         if position < own:
             labels[policy_id] = str(annotations.get("id", policy_id))
+            if position < len(rules):
+                owners[policy_id] = rules[position]
         else:
             given = annotations.get("id")
             labels[policy_id] = f"{file_label}:{given}" if given else f"{file_label}#{position - own}"
@@ -267,6 +295,8 @@ def compile_policy(
         passes_arguments=bool(file_text),
         configured=policy is not None,
         conditional=tuple(r for r in rules if r.conditions),
+        policies=dict(ordered),
+        owners=owners,
     )
 
 

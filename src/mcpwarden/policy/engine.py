@@ -16,12 +16,19 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import cedarpy
 
 from mcpwarden.policy import conditions
-from mcpwarden.policy.compiler import CompiledCondition, CompiledPolicy, CompiledRule, compile_policy
+from mcpwarden.policy.compiler import (
+    CompiledCondition,
+    CompiledPolicy,
+    CompiledRule,
+    compile_policy,
+    glob_regex,
+)
 from mcpwarden.policy.model import (
     ACTIONS,
     ALLOWED,
@@ -33,6 +40,7 @@ from mcpwarden.policy.model import (
     POLICY_ERROR,
     PolicyDecision,
     PolicyRequest,
+    PrincipalFacts,
 )
 
 _ERROR_POLICY = re.compile(r"policy `([^`]+)`")
@@ -59,11 +67,59 @@ def _action_entities() -> str:
 _BASE_ENTITIES = cedarpy.Entities.from_json_str(_action_entities())
 
 
+@dataclass(frozen=True, slots=True)
+class _Slice:
+    """What can apply to one principal and exposed name: a memo of the compiled policy, not state."""
+
+    policy_set: cedarpy.PolicySet
+    conditional: tuple[CompiledRule, ...]
+    rules: tuple[CompiledRule, ...]
+
+
 class PolicyEngine:
     """A compiled policy and the pure function that applies it."""
 
+    MAX_SLICES = 8192  # memoised names; the cache is dropped whole when full
+
     def __init__(self, compiled: CompiledPolicy) -> None:
         self.compiled = compiled
+        self._slices: dict[tuple[str, str, frozenset[str]], _Slice] = {}
+        self._path_arguments: dict[str, tuple[str, ...]] = {}
+        self._role_groups: dict[frozenset[str], tuple[str, ...]] = {}
+        self._entity_sets: dict[str, cedarpy.Entities] = {}
+
+    def _slice(self, principal: PrincipalFacts, name: str) -> _Slice:
+        """The policies that can apply to this principal and name (memoised; same answer as all).
+
+        A shorthand policy whose principal or name clause cannot match is left out; Cedar-file
+        policies are always in. The Python twins of the clauses (`matches_*`) are exact for our
+        globs, and Cedar still evaluates every clause of what is kept.
+        """
+        key = (name, principal.name, principal.roles)
+        found = self._slices.get(key)
+        if found is not None:
+            return found
+        owners = self.compiled.owners
+        chosen = {
+            policy_id: body
+            for policy_id, body in self.compiled.policies.items()
+            if policy_id not in owners
+            or (
+                owners[policy_id].matches_name(name)
+                and owners[policy_id].matches_principal(principal.name, principal.roles)
+            )
+        }
+        kept = tuple(owners[policy_id] for policy_id in chosen if policy_id in owners)
+        document = {"staticPolicies": chosen, "templates": {}, "templateLinks": []}
+        built = _Slice(
+            cedarpy.PolicySet.from_json_str(json.dumps(document)),
+            tuple(rule for rule in kept if rule.conditions),
+            kept,
+        )
+        if len(self._slices) >= self.MAX_SLICES:
+            self._slices.clear()
+        self._slices[key] = built
+        return built
 
     @classmethod
     def default(cls) -> PolicyEngine:
@@ -76,26 +132,33 @@ class PolicyEngine:
 
     def path_arguments(self, name: str) -> tuple[str, ...]:
         """Arguments of `name` whose path values must be resolved before deciding."""
-        return tuple(
-            sorted(
-                {
-                    condition.argument
-                    for rule in self.compiled.conditional
-                    if rule.matches_name(name)
-                    for condition in rule.conditions
-                    if condition.kind == "within"
-                }
+        found = self._path_arguments.get(name)
+        if found is None:
+            found = tuple(
+                sorted(
+                    {
+                        condition.argument
+                        for rule in self.compiled.conditional
+                        if rule.matches_name(name)
+                        for condition in rule.conditions
+                        if condition.kind == "within"
+                    }
+                )
             )
-        )
+            if len(self._path_arguments) >= self.MAX_SLICES:
+                self._path_arguments.clear()
+            self._path_arguments[name] = found
+        return found
 
     # -- the decision --------------------------------------------------------------------------
 
     def decide(self, request: PolicyRequest) -> PolicyDecision:
         if request.action not in ACTIONS:
             raise ValueError(f"unknown policy action {request.action!r}")
-        satisfied, failed = self._argument_facts(request)
+        piece = self._slice(request.principal, request.resource.name)
+        satisfied, failed = self._argument_facts(request, piece.conditional)
         result = cedarpy.is_authorized(
-            self._cedar_request(request, satisfied), self.compiled.policy_set, self._entities(request)
+            self._cedar_request(request, satisfied), piece.policy_set, self._entities(request)
         )
         labels = self.compiled.labels
         reasons = tuple(result.diagnostics.reasons)
@@ -142,16 +205,16 @@ class PolicyEngine:
 
     # -- facts ---------------------------------------------------------------------------------
 
-    def _argument_facts(self, request: PolicyRequest) -> tuple[list[str], set[str]]:
+    def _argument_facts(
+        self, request: PolicyRequest, candidates: tuple[CompiledRule, ...]
+    ) -> tuple[list[str], set[str]]:
         """Ids of argument conditions that hold, and of those that do not, for rules on this name."""
         satisfied: list[str] = []
         failed: set[str] = set()
         if request.action in LIST_ACTIONS:
             return satisfied, failed  # listings never depend on arguments
         arguments = request.arguments or {}
-        for rule in self.compiled.conditional:
-            if not rule.matches_name(request.resource.name):
-                continue
+        for rule in candidates:
             for condition in rule.conditions:
                 if _holds(condition, arguments.get(condition.argument), request.resolved_paths):
                     satisfied.append(condition.id)
@@ -172,11 +235,7 @@ class PolicyEngine:
 
     def _entities(self, request: PolicyRequest) -> cedarpy.Entities:
         principal = request.principal
-        roles = set(principal.roles)
-        for pattern in self.compiled.role_patterns:
-            regex = _glob(pattern)
-            if any(regex.fullmatch(role) for role in principal.roles):
-                roles.add(pattern)  # membership in Role::"<glob>": Cedar cannot glob over a set
+        roles = set(principal.roles) | set(self._role_groups_of(principal.roles))
         principal_attrs: dict[str, Any] = {
             "name": principal.name,
             "method": principal.method,
@@ -201,7 +260,29 @@ class PolicyEngine:
             },
             {"uid": {"type": "Resource", "id": resource.name}, "attrs": resource_attrs, "parents": []},
         ]
-        return _BASE_ENTITIES.with_added_json_str(json.dumps(delta))
+        # Memoised by content: the same caller on the same name needs no second parse.
+        key = json.dumps(delta, separators=(",", ":"))
+        found = self._entity_sets.get(key)
+        if found is None:
+            found = _BASE_ENTITIES.with_added_json_str(key)
+            if len(self._entity_sets) >= self.MAX_SLICES:
+                self._entity_sets.clear()
+            self._entity_sets[key] = found
+        return found
+
+    def _role_groups_of(self, roles: frozenset[str]) -> tuple[str, ...]:
+        """Role globs the roles match: membership in Role::"<glob>" (Cedar cannot glob over a set)."""
+        found = self._role_groups.get(roles)
+        if found is None:
+            found = tuple(
+                pattern
+                for pattern in self.compiled.role_patterns
+                if any(glob_regex(pattern).fullmatch(role) for role in roles)
+            )
+            if len(self._role_groups) >= self.MAX_SLICES:
+                self._role_groups.clear()
+            self._role_groups[roles] = found
+        return found
 
     # -- explanations --------------------------------------------------------------------------
 
@@ -216,10 +297,12 @@ class PolicyEngine:
         self, request: PolicyRequest, failed: set[str], errors: tuple[str, ...]
     ) -> PolicyDecision:
         principal, name = request.principal, request.resource.name
-        for rule in self.compiled.rules:
-            if rule.effect != "allow" or not rule.matches_name(name):
+        for rule in self._slice(principal, name).rules:
+            if rule.effect != "allow":
                 continue
             if not rule.matches_principal(principal.name, principal.roles):
+                continue
+            if not rule.matches_risk(request.resource.risk):
                 continue
             missing = tuple(scope for scope in rule.scopes if scope not in principal.scopes)
             if missing:
@@ -261,18 +344,6 @@ def _holds(condition: CompiledCondition, value: object, resolved: Mapping[str, s
     if condition.kind == "recipients":
         return conditions.recipients_allowed(value, condition.values)
     return conditions.sql_read_only(value)
-
-
-_GLOBS: dict[str, re.Pattern[str]] = {}
-
-
-def _glob(pattern: str) -> re.Pattern[str]:
-    from mcpwarden.policy.compiler import glob_regex
-
-    regex = _GLOBS.get(pattern)
-    if regex is None:
-        regex = _GLOBS[pattern] = glob_regex(pattern)
-    return regex
 
 
 def _cedar_value(value: Any, depth: int) -> Any:

@@ -36,13 +36,17 @@ from datetime import UTC, datetime, timedelta
 from mcpwarden.config import LimitRule, duration_seconds, rate_per_second
 from mcpwarden.exchange import Identity
 
+# Requests that make an upstream work and return content: the ones limits and costs apply to.
+METERED_METHODS = frozenset({"tools/call", "prompts/get", "resources/read"})
 DEFAULT_CALL_COST = 1.0
 ALERT_FRACTION = 0.8  # a budget alert is written once per period when spending crosses 80 %
 
 
 def glob_pattern(glob: str) -> re.Pattern[str]:
     """A `*`-only glob as an anchored regular expression (use with fullmatch)."""
-    return re.compile("".join(".*" if part == "*" else re.escape(part) for part in re.split(r"(\*)", glob)), re.S)
+    return re.compile(
+        "".join(".*" if part == "*" else re.escape(part) for part in re.split(r"(\*)", glob)), re.S
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,8 +143,10 @@ def period_bounds(per: str, now: float) -> tuple[str, float]:
         return start.strftime("%Y-%m-%d"), (start + timedelta(days=1)).timestamp()
     if per == "month":
         start = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        following = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(
-            month=start.month + 1
+        following = (
+            start.replace(year=start.year + 1, month=1)
+            if start.month == 12
+            else start.replace(month=start.month + 1)
         )
         return start.strftime("%Y-%m"), following.timestamp()
     raise ValueError(f"unknown budget period {per!r}")

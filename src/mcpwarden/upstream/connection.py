@@ -32,7 +32,8 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 import mcpwarden
 from mcpwarden.config import GatewaySettings, ServerSpec
 from mcpwarden.errors import UpstreamError
-from mcpwarden.upstream.credentials import upstream_headers
+from mcpwarden.exchange import Decision
+from mcpwarden.upstream.credentials import upstream_auth, upstream_headers
 from mcpwarden.upstream.stdio import StdioChild, stdio_transport
 
 logger = logging.getLogger(__name__)
@@ -113,6 +114,8 @@ class Upstream:
         on_change: ChangeCallback,
         on_resource_updated: ResourceUpdateCallback,
         callbacks: ClientCallbacks | None = None,
+        startup_check: Callable[[str, ServerSpec], Decision] | None = None,
+        poll_interval: float | None = None,
     ) -> None:
         self.server_id = server_id
         self.spec = spec
@@ -130,6 +133,11 @@ class Upstream:
         self._stopping = False
         self._scope: anyio.CancelScope | None = None
         self._callbacks = callbacks or ClientCallbacks(elicitation=_refuse_elicitation)
+        # Asked before every start (pinning/startup.py): a refused server stays not ready.
+        self._startup_check = startup_check
+        self.refusal: Decision | None = None
+        # Re-list tools this often even without list_changed: a silent rug pull (THREATS C4) shows.
+        self._poll_interval = poll_interval
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -146,15 +154,16 @@ class Upstream:
         if self._client is not None:
             return self._client
         with anyio.move_on_after(self.settings.connect_timeout):
-            while self._client is None:
+            while self._client is None and self.refusal is None:
                 await self._connected.wait()
         if self._client is None:
-            raise UpstreamUnavailable(f"server {self.server_id!r} is not available")
+            why = f": {self.refusal.detail}" if self.refusal is not None else ""
+            raise UpstreamUnavailable(f"server {self.server_id!r} is not available{why}")
         return self._client
 
     async def wait_ready(self, timeout: float) -> bool:
         with anyio.move_on_after(timeout):
-            while self._client is None:
+            while self._client is None and self.refusal is None:
                 await self._connected.wait()
         return self._client is not None
 
@@ -209,10 +218,19 @@ class Upstream:
             )
         assert spec.url is not None
         # Only the gateway's own configured credentials; never the client's (THREATS A4, D16).
-        http = create_mcp_http_client(headers=upstream_headers(self.server_id, spec))
+        http = create_mcp_http_client(
+            headers=upstream_headers(self.server_id, spec),
+            auth=upstream_auth(self.server_id, spec, self.settings.connect_timeout),
+        )
         return streamable_http_client(spec.url, http_client=http)
 
     async def _serve_one_connection(self) -> None:
+        if self._startup_check is not None:
+            decision = self._startup_check(self.server_id, self.spec)
+            self.refusal = None if decision.allowed else decision
+            if self.refusal is not None:
+                self._connected.set()  # waiters see the refusal now instead of waiting out a timeout
+                raise UpstreamError(decision.detail)  # run() records it and retries on its backoff
         client = Client(
             self._transport(),
             mode="auto",
@@ -248,6 +266,8 @@ class Upstream:
                 async with anyio.create_task_group() as tg:
                     if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
                         tg.start_soon(self._listen, client)
+                    if self._poll_interval:
+                        tg.start_soon(self._poll_tools, client, self._poll_interval)
                     if self.child is not None:
                         await self.child.exited.wait()
                         raise UpstreamError(f"server process exited (pid {self.child.pid})")
@@ -274,6 +294,17 @@ class Upstream:
                 except Exception as exc:
                     logger.warning("re-listing upstream %s failed: %s", self.server_id, _describe(exc))
             await anyio.sleep(RELIST_INTERVAL)
+
+    async def _poll_tools(self, client: Client, interval: float) -> None:
+        """List tools again every `interval` seconds; only a real difference is reported."""
+        while True:
+            await anyio.sleep(interval)
+            try:
+                await self._replace_catalog(
+                    await self._list_catalog(client, frozenset({"tools"}), client.instructions)
+                )
+            except Exception as exc:
+                logger.warning("polling upstream %s failed: %s", self.server_id, _describe(exc))
 
     async def _replace_catalog(self, new: Catalog, announced: frozenset[ChangeKind] = frozenset()) -> None:
         """Install a fresh listing and tell the gateway which kinds changed.

@@ -1,0 +1,1 @@
+"""Tests for the detection engine (mcpwarden.detect) and its training pipeline."""
