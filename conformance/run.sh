@@ -133,6 +133,9 @@ servers:
   test:
     url: http://127.0.0.1:$fx_port/mcp
 state_dir: $OUT_DIR/gateway-state
+# The suite sends no credentials; this gateway listens on 127.0.0.1 only.
+auth:
+  anonymous: true
 gateway:
   separator: "_"
 EOF

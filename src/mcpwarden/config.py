@@ -211,10 +211,16 @@ class AuthSettings(_Model):
 
     api_keys: bool = Field(True, description="Accept API keys minted with `mcpwarden keys create`.")
     oauth: OAuthSettings | None = Field(None, description="Accept OAuth 2.1 JWT access tokens.")
+    anonymous: bool = Field(
+        False,
+        description="Let HTTP callers that send no credentials in as principal `anonymous` (only when "
+        "serving on a loopback address; for local test harnesses). Credentials that are sent are "
+        "still checked, and policy and scopes still apply.",
+    )
 
     @model_validator(mode="after")
     def _some_method(self) -> AuthSettings:
-        if not self.api_keys and self.oauth is None:
+        if not self.api_keys and self.oauth is None and not self.anonymous:
             raise ValueError(
                 "with 'api_keys: false', configure 'oauth'; otherwise no HTTP caller could connect"
             )

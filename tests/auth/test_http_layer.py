@@ -248,3 +248,52 @@ async def test_insufficient_scope_is_403_naming_only_the_needed_scope(
 
 async def test_api_keys_are_not_subject_to_token_scopes(client: httpx.AsyncClient, world: Any) -> None:
     assert (await post(client, world[2], call("notes__write_note"))).status_code == 200
+
+
+def test_a_relative_jwks_file_is_found_beside_the_config(issuer: Issuer, tmp_path: Path) -> None:
+    from mcpwarden.config import parse_settings
+
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "jwks.json").write_text(json.dumps(issuer.jwks()))
+    text = f"""
+auth:
+  oauth: {{issuer: "{ISSUER}", audience: "{AUDIENCE}", jwks_file: keys/jwks.json}}
+state_dir: state
+"""
+    settings = parse_settings(text, tmp_path / "mcpwarden.yaml", {})
+    auth = HttpAuth.from_settings(settings, transport_security(settings, "127.0.0.1"))
+    try:
+        import anyio
+
+        identity = anyio.run(auth.authenticator.authenticate, issuer.token())
+        assert identity.name == "alice"
+    finally:
+        auth.close()
+
+
+def anonymous_app(settings: Settings, recorder: Recorder, host: str) -> Starlette:
+    settings = settings.model_copy(
+        update={"auth": settings.auth.model_copy(update={"anonymous": True})}  # type: ignore[union-attr]
+    )
+    security = transport_security(settings, host)
+    auth = HttpAuth.from_settings(settings, security, host)
+    wrapped = auth.wrap(WireCheckMiddleware(auth.scope_challenge(recorder), security, 65536))
+    return Starlette(routes=[Mount("/", app=wrapped)])
+
+
+async def test_anonymous_lets_credential_less_callers_in_on_loopback_only(
+    world: tuple[Settings, Recorder, str], issuer: Issuer
+) -> None:
+    settings, recorder, _ = world
+    transport = httpx.ASGITransport(app=anonymous_app(settings, recorder, "127.0.0.1"))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8765") as http:
+        assert (await post(http, None)).status_code == 200
+        assert recorder.seen[-1].name == "anonymous"
+        # Credentials that are sent are still checked; and an anonymous caller holds no scopes.
+        assert_challenge(await post(http, issuer.token(aud="https://other.example")), "invalid_token")
+        assert (await post(http, None, call("notes__write_note"))).status_code == 403
+    seen = len(recorder.seen)
+    exposed = httpx.ASGITransport(app=anonymous_app(settings, recorder, "0.0.0.0"))
+    async with httpx.AsyncClient(transport=exposed, base_url="http://127.0.0.1:8765") as http:
+        assert (await post(http, None)).status_code == 401  # not on a loopback address: ignored
+    assert len(recorder.seen) == seen

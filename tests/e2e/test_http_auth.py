@@ -328,6 +328,11 @@ def test_a_session_cannot_be_used_by_another_principal_or_without_a_token(world:
     assert with_token(world.issuer.token(sub="dave", exp=0)).status_code == 401  # expired token
     assert with_token(world.issuer.token(sub="dave")).status_code == 404  # same name, other credential kind
     assert with_token(key_a).status_code == 200
+    # Nor can another principal close the session or open its stream.
+    other = {**session, "Authorization": f"Bearer {key_b}"}
+    assert httpx.delete(world.url, headers=other).status_code == 404
+    assert httpx.get(world.url, headers={**session, "Accept": "text/event-stream"}).status_code == 401
+    assert with_token(key_a).status_code == 200
 
 
 # -- D19: key rotation / JWKS outage ---------------------------------------------------------------

@@ -29,6 +29,7 @@ from typing import Any, Literal
 from mcpwarden.store.sqlite import open_database, transaction
 
 DB_FILE = "approvals.db"
+CALL_RETENTION = 7 * 86400.0  # seconds decided call approvals are kept
 Kind = Literal["call", "startup"]
 Status = Literal["pending", "approved", "denied", "consumed", "expired"]
 
@@ -145,6 +146,13 @@ class ApprovalStore:
         now = time.time() if now is None else now
         approval_id = approval_id or new_approval_id()
         with self._locked() as db, transaction(db):
+            # Decided call approvals are history (the audit trail keeps it): keep the table small.
+            # Startup approvals stay: they are what lets a vetted command start again.
+            db.execute(
+                "DELETE FROM approvals WHERE kind = 'call' AND created < ?"
+                " AND (status != 'pending' OR expires < ?)",
+                (now - CALL_RETENTION, now),
+            )
             db.execute(
                 "INSERT INTO approvals (id, kind, principal, server, tool, digest, arguments, prompt, tier,"
                 " reasons, created, expires, status) VALUES (?,?,?,?,?,?,?,?,?,?,?,?, 'pending')",

@@ -46,7 +46,7 @@ from mcpwarden.auth.jwt import MAX_TOKEN_BYTES, JwtValidator, TokenError
 from mcpwarden.auth.keys import ApiKeyStore, looks_like_api_key
 from mcpwarden.auth.scopes import ToolScopes
 from mcpwarden.config import AuthSettings, Settings
-from mcpwarden.exchange import Identity
+from mcpwarden.exchange import ANONYMOUS, Identity
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ MAX_AUTHORIZATION_BYTES = MAX_TOKEN_BYTES + len("Bearer ")
 API_KEY_ISSUER = "mcpwarden"
 _BEARER = re.compile(r"^Bearer +([A-Za-z0-9\-._~+/]+=*) *$", re.IGNORECASE)
 _INSUFFICIENT_SCOPE_CODE = -32003  # the pipeline's code for a denial
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class Authenticator:
@@ -114,22 +115,36 @@ class HttpAuth:
         audience: str | None = None,
         issuer: str | None = None,
         tool_scopes: ToolScopes | None = None,
+        anonymous: bool = False,
     ) -> None:
         self.authenticator = authenticator
+        self.anonymous = anonymous
         self.security = TransportSecurityMiddleware(security)
         self.audience = audience
         self.issuer = issuer
         self.tool_scopes = tool_scopes
 
     @classmethod
-    def from_settings(cls, settings: Settings, security: TransportSecuritySettings) -> HttpAuth:
+    def from_settings(
+        cls, settings: Settings, security: TransportSecuritySettings, host: str = "127.0.0.1"
+    ) -> HttpAuth:
         oauth = settings.auth.oauth if settings.auth is not None else None
+        anonymous = settings.auth is not None and settings.auth.anonymous
+        if anonymous and host not in _LOOPBACK_HOSTS:
+            # Fail closed: an unauthenticated door is only ever opened on this machine.
+            logger.error(
+                "auth.anonymous is ignored: %s is not a loopback address; credentials required", host
+            )
+            anonymous = False
+        elif anonymous:
+            logger.warning("auth.anonymous: HTTP callers without credentials are served as 'anonymous'")
         return cls(
             Authenticator.from_settings(settings),
             security,
             audience=oauth.audience if oauth is not None else None,
             issuer=oauth.issuer if oauth is not None else None,
             tool_scopes=ToolScopes.from_settings(settings),
+            anonymous=anonymous,
         )
 
     def close(self) -> None:
@@ -182,7 +197,8 @@ class HttpAuth:
                 identity, refusal = await self._identify(scope)
                 if identity is not None:
                     scope[IDENTITY_SCOPE_KEY] = identity
-                    scope["user"] = _session_owner(identity)
+                    if identity is not ANONYMOUS:
+                        scope["user"] = _session_owner(identity)
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
@@ -198,6 +214,8 @@ class HttpAuth:
             return None, self._challenge(scope, 401, "invalid_request", "tokens in the URL are not accepted")
         values = [value for name, value in scope["headers"] if name == b"authorization"]
         if not values:
+            if self.anonymous:
+                return ANONYMOUS, None
             return None, self._challenge(scope, 401, None, "authentication required")
         if len(values) > 1:
             return None, self._challenge(scope, 401, "invalid_request", "more than one Authorization header")

@@ -2,9 +2,10 @@
 
 `oauth.tool_scopes` maps exposed tool names (globs) to one scope each; every matching entry
 applies. Scopes are compared as exact tokens: `tools:write-all` or `tools:*` in a token does not
-satisfy `tools:write`. Only JWT callers are subject to scopes: an API key is the operator's own
-grant, limited by policy instead. The HTTP front uses this to answer 403 `insufficient_scope`
-before a call reaches the pipeline; `guards/scopes.py` applies the same rules inside it.
+satisfy `tools:write`. API-key and stdio callers are not subject to scopes: their grant is the
+operator's own, limited by policy instead; JWT and anonymous callers are. The HTTP front uses
+this to answer 403 `insufficient_scope` before a call reaches the pipeline; `guards/scopes.py`
+applies the same rules inside it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from collections.abc import Mapping
 
 from mcpwarden.config import Settings
 from mcpwarden.exchange import Identity
+
+# Callers whose grant comes from the operator, not from a delegated token; anonymous callers
+# (auth.anonymous) hold no scopes, so every scoped tool is refused to them.
+_NOT_SCOPED = frozenset({"api-key", "stdio"})
 
 
 class ToolScopes:
@@ -38,7 +43,7 @@ class ToolScopes:
         return tuple(sorted({scope for pattern, scope in self.rules if fnmatch.fnmatchcase(tool, pattern)}))
 
     def missing(self, identity: Identity, tool: str) -> tuple[str, ...]:
-        """The scopes `identity` lacks for `tool`; always empty for callers that are not JWT bearers."""
-        if identity.method != "jwt":
+        """The scopes `identity` lacks for `tool`; always empty for API-key and stdio callers."""
+        if identity.method in _NOT_SCOPED:
             return ()
         return tuple(scope for scope in self.required(tool) if scope not in identity.scopes)

@@ -8,7 +8,7 @@ every exchange, so no path around the front (another transport, a bridged era) s
   naming exactly the scopes that tool needs (not the whole catalogue), so a client can step up;
 - `tools/list` leaves such tools out, so listing and calling never disagree.
 
-Only JWT callers carry scopes; API-key and stdio callers are governed by policy instead.
+API-key and stdio callers are governed by policy instead (see `mcpwarden.auth.scopes`).
 """
 
 from __future__ import annotations
@@ -41,11 +41,12 @@ class ScopeGuard(BaseGuard):
         if exchange.method != "tools/call" or exchange.exposed_name is None:
             return ALLOW
         needed = " ".join(self.rules.required(exchange.exposed_name))
-        if not needed or exchange.identity.method != "jwt":
+        if not needed:
             return ALLOW
         if not self.rules.missing(exchange.identity, exchange.exposed_name):
-            # A call that needed a scope beyond the baseline is an elevation: on the record (A11).
-            exchange.metadata.setdefault("audit", {})["scopes_used"] = needed
+            if exchange.identity.method == "jwt":
+                # A call that needed a scope beyond the baseline is an elevation: on the record (A11).
+                exchange.metadata.setdefault("audit", {})["scopes_used"] = needed
             return ALLOW
         exchange.metadata.setdefault("audit", {})["scope_needed"] = needed
         return deny(

@@ -27,7 +27,7 @@ import math
 from typing import Any, Final
 
 import anyio
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -36,6 +36,9 @@ from mcpwarden.quota.backend import BudgetAlert, Outcome, Refusal, RefusalKind, 
 from mcpwarden.quota.plan import ALERT_FRACTION, Admission, BudgetCheck
 
 BUDGET_RETENTION_SECONDS: Final = 86400
+# Connections per gateway process; more concurrent calls wait for one (bounded by `timeout`)
+# instead of failing, as redis-py's default pool does past its size.
+MAX_CONNECTIONS: Final = 32
 
 # ARGV[1]: {"cost", "lease", "lease_ms", "alert",
 #           "budgets": [[key#, units, expire_at]], "loops": [[key#, repeats, window]],
@@ -144,9 +147,15 @@ class RedisCounters:
         # Scripts are not idempotent: never resend one after a timeout (it may have run). One retry
         # on a connection error covers a pooled connection the server had closed.
         retry = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
-        self._client: Redis = Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=retry
+        pool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=timeout,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=retry,
         )
+        self._client: Redis = Redis.from_pool(pool)  # owns the pool: aclose() closes it
         self._admit = self._client.register_script(_ADMIT)
         self._settle = self._client.register_script(_SETTLE)
 

@@ -166,7 +166,7 @@ def build_http_app(settings: Settings, host: str = "127.0.0.1") -> Starlette:
     )
     # Authentication runs after Host/Origin and before the body is read; the scope challenge after
     # the body checks (see mcpwarden.auth.http). HTTP always authenticates (API keys by default).
-    auth = HttpAuth.from_settings(settings, security)
+    auth = HttpAuth.from_settings(settings, security, host)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
