@@ -133,9 +133,13 @@ servers:
   test:
     url: http://127.0.0.1:$fx_port/mcp
 state_dir: $OUT_DIR/gateway-state
-# The suite sends no credentials; this gateway listens on 127.0.0.1 only.
+# The suite sends no credentials (this gateway listens on 127.0.0.1 only) and is about the
+# protocol, not authorization: it may use everything.
 auth:
   anonymous: true
+policy:
+  allow:
+    - {principal: "*", tool: "*"}
 gateway:
   separator: "_"
 EOF

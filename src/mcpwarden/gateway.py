@@ -430,6 +430,11 @@ class Gateway:
         try:
             return await upstream.client()
         except UpstreamUnavailable:
+            refusal = upstream.refusal
+            if refusal is not None:  # not started until a human approves its command (A8, C19)
+                raise MCPError(
+                    types.INTERNAL_ERROR, refusal.detail, {"reason": refusal.reason, **refusal.data}
+                ) from None
             raise MCPError(
                 types.INTERNAL_ERROR,
                 f"server {upstream.server_id!r} is not available right now",

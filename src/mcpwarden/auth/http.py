@@ -71,7 +71,7 @@ class Authenticator:
         # CONTRACT: "auth omitted: stdio needs none; HTTP requires an API key".
         auth = settings.auth or AuthSettings()
         keys = ApiKeyStore(settings.state_dir) if auth.api_keys else None
-        if keys is not None and auth.oauth is None and not keys.list():
+        if keys is not None and auth.oauth is None and not auth.anonymous and not keys.list():
             logger.warning(
                 "no API keys yet, so no HTTP client can connect: mint one with "
                 "`mcpwarden keys create --principal NAME -c CONFIG`"
