@@ -175,13 +175,14 @@ def operating_point(y: Sequence[int], sc: dict[str, list[float]], thr: float) ->
 
 
 def result_threshold(negatives: dict[str, list[float]]) -> float:
-    """The tool_result operating point: 1 % FPR on held-out real tool results (BIPIA benign
-    emails, tables, code), but never below the threshold that keeps FPR on held-out benign prompts
-    (S-Labs, neuralchemy, which include hard negatives *about* injection) at 5 %."""
-    return max(
-        float(np.quantile(negatives["tool_result:bipia"], 0.99)),
-        float(np.quantile(negatives["tool_result:prompts"], 0.95)),
-    )
+    """The tool_result operating point: 1 % FPR on held-out benign prompts (S-Labs, neuralchemy,
+    which include hard negatives *about* injection).
+
+    Not the 99th percentile of BIPIA's benign results with BIPIA held out: a model that never saw
+    long e-mails and tables scores them all near 1 (AUC 0.55 there), which put the threshold at
+    0.9998, above what even a markdown-image exfiltration with a data placeholder scores, while
+    the shipped model has seen that style. The FPR this choice costs on BIPIA is reported."""
+    return float(np.quantile(negatives["tool_result:prompts"], 0.99))
 
 
 def template_set(tid: str) -> int:
