@@ -134,12 +134,15 @@ servers:
     url: http://127.0.0.1:$fx_port/mcp
 state_dir: $OUT_DIR/gateway-state
 # The suite sends no credentials (this gateway listens on 127.0.0.1 only) and is about the
-# protocol, not authorization: it may use everything.
+# protocol, not authorization or human approval: it may use everything without being held
+# (the fixture's tool descriptions trip the risk heuristics, e.g. "drop" reads as destructive).
 auth:
   anonymous: true
 policy:
   allow:
     - {principal: "*", tool: "*"}
+risk:
+  approval_tiers: []
 gateway:
   separator: "_"
 EOF
