@@ -20,6 +20,7 @@ from mcpwarden.approvals.cli import approvals_app
 from mcpwarden.audit.cli import audit_app
 from mcpwarden.auth.cli import keys_app
 from mcpwarden.config import Settings, load_settings
+from mcpwarden.detect.cli import detect_command
 from mcpwarden.errors import MCPWardenError
 from mcpwarden.pinning.cli import pins_app
 from mcpwarden.policy.cli import policy_app
@@ -42,6 +43,7 @@ app.command("tools")(tools_command)
 app.add_typer(policy_app, name="policy")
 app.add_typer(keys_app, name="keys")
 app.command("scan")(scan_command)
+app.command("detect")(detect_command)
 app.command("usage")(usage_command)
 
 err = Console(stderr=True)

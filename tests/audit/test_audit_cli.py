@@ -117,10 +117,13 @@ def test_verify_a_tampered_chain_exits_1_and_names_the_record(
     assert f"last good record: 1:{written[0].hash}" in result.stdout
 
 
-def test_verify_without_a_database_exits_2(config: Path) -> None:
+def test_verify_of_a_trail_never_written_is_intact_unless_anchored(config: Path) -> None:
+    # CONTRACT: `audit verify` exits 0 on an untouched trail; an anchor proves records existed.
     result = runner.invoke(audit_app, ["verify", "-c", str(config)])
-    assert result.exit_code == 2
-    assert "no audit database" in result.stderr
+    assert result.exit_code == 0
+    assert "records checked: 0" in result.stdout
+    anchored = runner.invoke(audit_app, ["verify", "-c", str(config), "--anchor", "3:" + "a" * 64])
+    assert anchored.exit_code == 1
 
 
 def test_verify_a_file_that_is_not_a_database_exits_1(config: Path) -> None:

@@ -98,6 +98,18 @@ def verify_command(
 ) -> None:
     """Recompute the hash chain of every record; exit 0 intact, 1 broken, 2 could not run."""
     expected = _parse_anchor(anchor) if anchor is not None else None
+    missing = _missing_trail(config)
+    if missing is not None:
+        # Nothing was ever recorded here: an empty trail is intact, unless an anchor says that
+        # records once existed (then the whole file was removed).
+        out = Console(highlight=False, soft_wrap=True)
+        out.print(f"database: {escape(str(missing))} (none yet)")
+        out.print("records checked: 0")
+        if expected is not None and expected[0] > 0:
+            out.print(f"[red]chain BROKEN[/red]: the anchored record {expected[0]} is gone with the whole trail")
+            raise typer.Exit(EXIT_BROKEN)
+        out.print("[green]chain intact[/green] (empty)")
+        raise typer.Exit(EXIT_OK)
     log = _open_log(config, damaged_exit=EXIT_BROKEN)
     try:
         result = log.verify(expected)
@@ -138,6 +150,17 @@ def follow_records(
             yield batch
         else:
             sleep(poll_seconds)
+
+
+def _missing_trail(config: Path | None) -> Path | None:
+    """The trail's path when the configuration is valid but nothing was recorded yet."""
+    from mcpwarden.config import load_settings
+
+    try:
+        path = audit_db_path(load_settings(config).state_dir)
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_CANNOT_RUN)
+    return None if path.exists() else path
 
 
 def _open_log(config: Path | None, *, damaged_exit: int = EXIT_CANNOT_RUN) -> SqliteAuditLog:
