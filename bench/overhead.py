@@ -22,11 +22,12 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import anyio
 import httpx
 from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 
 HERE = Path(__file__).resolve().parent
 TRIVIAL = HERE / "trivial_server.py"
@@ -116,17 +117,25 @@ async def measure(client: Client, tool: str, calls: int) -> dict[str, float]:
 
 
 @contextlib.asynccontextmanager
-async def path_client(name: str, workdir: Path, upstream_url: str) -> AsyncIterator[tuple[Client, str, int | None]]:
+async def path_client(
+    name: str, workdir: Path, upstream_url: str
+) -> AsyncIterator[tuple[Client, str, int | None]]:
     if name == "direct stdio":
         async with Client(StdioServerParameters(command=PY, args=[str(TRIVIAL)])) as client:
             yield client, "add", None
     elif name == "gateway stdio":
         config = workdir / "stdio.yaml"
-        config.write_text(json.dumps({
-            "servers": {"t": {"command": PY, "args": [str(TRIVIAL)]}}, "state_dir": str(workdir / "state-stdio"),
-        }))
+        config.write_text(
+            json.dumps(
+                {
+                    "servers": {"t": {"command": PY, "args": [str(TRIVIAL)]}},
+                    "state_dir": str(workdir / "state-stdio"),
+                }
+            )
+        )
         params = StdioServerParameters(
-            command=PY, args=["-m", "mcpwarden.cli", "stdio", "-c", str(config), "--log-level", "warning"],
+            command=PY,
+            args=["-m", "mcpwarden.cli", "stdio", "-c", str(config), "--log-level", "warning"],
             env=dict(os.environ),
         )
         async with Client(params) as client:
@@ -135,13 +144,43 @@ async def path_client(name: str, workdir: Path, upstream_url: str) -> AsyncItera
         async with Client(upstream_url) as client:
             yield client, "add", None
     else:
+        # The whole stack a deployment runs: an API key, a policy grant, the audit trail.
         config = workdir / "http.yaml"
-        config.write_text(json.dumps({"servers": {"t": {"url": upstream_url}}, "state_dir": str(workdir / "state-http")}))
+        config.write_text(
+            json.dumps(
+                {
+                    "servers": {"t": {"url": upstream_url}},
+                    "state_dir": str(workdir / "state-http"),
+                    "policy": {"allow": [{"principal": "bench", "tool": "t__*"}]},
+                }
+            )
+        )
+        minted = subprocess.run(
+            [PY, "-m", "mcpwarden.cli", "keys", "create", "--principal", "bench", "-c", str(config)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        key = minted.stdout.strip().splitlines()[-1]
         port = free_port()
-        args = [PY, "-m", "mcpwarden.cli", "serve", "-c", str(config), "--port", str(port), "--log-level", "warning"]
+        args = [
+            PY,
+            "-m",
+            "mcpwarden.cli",
+            "serve",
+            "-c",
+            str(config),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ]
         with process(args, workdir / "gateway-http.log") as proc:
             wait_http(f"http://127.0.0.1:{port}/healthz")
-            async with Client(f"http://127.0.0.1:{port}/mcp") as client:
+            http = create_mcp_http_client(headers={"Authorization": f"Bearer {key}"})
+            async with Client(
+                streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http)
+            ) as client:
                 yield client, "t__add", proc.pid
 
 
@@ -165,25 +204,37 @@ async def main() -> None:
                             figures = await measure(client, tool, args.calls)
                             figures["rss_mb"] = rss_mb(pid) if pid else float("nan")
                     results[name].append(figures)
-                    print(f"round {round_index + 1} {name:14s} {figures['seq_calls_s']:7.0f} calls/s", file=sys.stderr)
+                    print(
+                        f"round {round_index + 1} {name:14s} {figures['seq_calls_s']:7.0f} calls/s",
+                        file=sys.stderr,
+                    )
 
     def median(name: str, key: str) -> float:
         return statistics.median(r[key] for r in results[name])
 
-    print(f"\ntools/call on a trivial tool, {args.calls} calls x {args.rounds} rounds (medians), "
-          f"{CONCURRENCY} concurrent callers for the concurrent column\n")
-    header = f"{'path':15s} {'seq calls/s':>12s} {'conc calls/s':>13s} {'p50 ms':>8s} {'p99 ms':>8s} {'gw RSS MB':>10s}"
+    print(
+        f"\ntools/call on a trivial tool, {args.calls} calls x {args.rounds} rounds (medians), "
+        f"{CONCURRENCY} concurrent callers for the concurrent column\n"
+    )
+    columns = ("seq calls/s", "conc calls/s", "p50 ms", "p99 ms", "gw RSS MB")
+    header = f"{'path':15s} " + " ".join(f"{c:>12s}" for c in columns)
     print(header)
     print("-" * len(header))
     for name in paths:
-        print(f"{name:15s} {median(name, 'seq_calls_s'):12.0f} {median(name, 'conc_calls_s'):13.0f} "
-              f"{median(name, 'p50_ms'):8.2f} {median(name, 'p99_ms'):8.2f} {median(name, 'rss_mb'):10.1f}")
+        print(
+            f"{name:15s} {median(name, 'seq_calls_s'):12.0f} {median(name, 'conc_calls_s'):12.0f} "
+            f"{median(name, 'p50_ms'):12.2f} {median(name, 'p99_ms'):12.2f} {median(name, 'rss_mb'):12.1f}"
+        )
     print()
     for transport in ("stdio", "http"):
         direct, gateway = f"direct {transport}", f"gateway {transport}"
-        print(f"{transport:5s}: gateway/direct throughput {median(gateway, 'seq_calls_s') / median(direct, 'seq_calls_s'):.0%} "
-              f"sequential, {median(gateway, 'conc_calls_s') / median(direct, 'conc_calls_s'):.0%} concurrent; "
-              f"p50 added {median(gateway, 'p50_ms') - median(direct, 'p50_ms'):+.2f} ms")
+        sequential = median(gateway, "seq_calls_s") / median(direct, "seq_calls_s")
+        concurrent = median(gateway, "conc_calls_s") / median(direct, "conc_calls_s")
+        added = median(gateway, "p50_ms") - median(direct, "p50_ms")
+        print(
+            f"{transport:5s}: gateway/direct throughput {sequential:.0%} sequential, "
+            f"{concurrent:.0%} concurrent; p50 added {added:+.2f} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ DOC = Path(__file__).parent.parent / "docs" / "configuration.md"
 
 
 def test_reference_is_up_to_date() -> None:
-    assert DOC.read_text() == reference_markdown(), "regenerate: mcpwarden config reference > docs/configuration.md"
+    assert DOC.read_text() == reference_markdown(), (
+        "regenerate: mcpwarden config reference > docs/configuration.md"
+    )
 
 
 def test_reference_names_every_section() -> None:

@@ -522,14 +522,23 @@ class Settings(_Model):
     """The whole validated configuration."""
 
     servers: dict[ServerId, ServerSpec] = Field(
-        default_factory=dict, description="Upstream servers by id ([a-z0-9_-]+); `mcpServers` is accepted too."
+        default_factory=dict,
+        description="Upstream servers by id ([a-z0-9_-]+); `mcpServers` is accepted too.",
     )
     state_dir: Path = Field(Path(".mcpwarden"), description="Embedded store and generated secrets.")
-    auth: AuthSettings | None = Field(None, description="Omitted: stdio needs none; HTTP requires an API key.")
-    policy: PolicySettings | None = Field(None, description="Who may call what; HTTP callers get only grants.")
-    limits: tuple[LimitRule, ...] = Field((), description="Rate, concurrency, cost and size limits; all matching apply.")
+    auth: AuthSettings | None = Field(
+        None, description="Omitted: stdio needs none; HTTP requires an API key."
+    )
+    policy: PolicySettings | None = Field(
+        None, description="Who may call what; HTTP callers get only grants."
+    )
+    limits: tuple[LimitRule, ...] = Field(
+        (), description="Rate, concurrency, cost and size limits; all matching apply."
+    )
     quota: QuotaSettings = Field(default_factory=QuotaSettings, description="Where limit counters live.")
-    gateway: GatewaySettings = Field(default_factory=GatewaySettings, description="The gateway's own behaviour.")
+    gateway: GatewaySettings = Field(
+        default_factory=GatewaySettings, description="The gateway's own behaviour."
+    )
     risk: RiskSettings = Field(default_factory=RiskSettings, description="Tool risk tiers and overrides.")
     approvals: ApprovalSettings = Field(default_factory=ApprovalSettings, description="Human approval.")
     pinning: PinningSettings = Field(default_factory=PinningSettings, description="Definition pins.")

@@ -103,7 +103,9 @@ class Gateway:
         self._legacy_connections: weakref.WeakSet[Connection] = weakref.WeakSet()
         self._initialized_connections: weakref.WeakSet[Connection] = weakref.WeakSet()
         # Upstream connections dedicated to one legacy client (see _dedicated_upstream).
-        self._dedicated: weakref.WeakKeyDictionary[Connection, dict[str, Upstream]] = weakref.WeakKeyDictionary()
+        self._dedicated: weakref.WeakKeyDictionary[Connection, dict[str, Upstream]] = (
+            weakref.WeakKeyDictionary()
+        )
         self._task_group: anyio.abc.TaskGroup | None = None
         self.guards = [*build_guards(settings, self), *extra_guards]
         consent = ConsentBroker(settings.state_dir, settings.gateway.approval_timeout)
@@ -157,7 +159,10 @@ class Gateway:
                 yield self
             finally:
                 self._task_group = None
-                for upstream in [*self.upstreams.values(), *(u for d in self._dedicated.values() for u in d.values())]:
+                for upstream in [
+                    *self.upstreams.values(),
+                    *(u for d in self._dedicated.values() for u in d.values()),
+                ]:
                     upstream.stop()
                 tg.cancel_scope.cancel()
 
@@ -165,8 +170,7 @@ class Gateway:
 
     def tool(self, server_id: str, name: str) -> Mapping[str, Any] | None:
         upstream = self.upstreams.get(server_id)
-        tool = upstream.catalog.tool(name) if upstream is not None else None
-        return tool.model_dump(by_alias=True, mode="json", exclude_none=True) if tool is not None else None
+        return upstream.catalog.tool_wire.get(name) if upstream is not None else None
 
     def instructions(self, server_id: str) -> str | None:
         upstream = self.upstreams.get(server_id)
@@ -529,7 +533,9 @@ async def _ignore_update(server_id: str, uri: str) -> None:
     """Resource updates are reported by the shared connection."""
 
 
-def _bridge_to(connection: Connection, capabilities: types.ClientCapabilities, timeout: float) -> ClientCallbacks:
+def _bridge_to(
+    connection: Connection, capabilities: types.ClientCapabilities, timeout: float
+) -> ClientCallbacks:
     """Callbacks that pass an upstream's pushed requests on to one legacy client, and declare to
     the upstream only what that client declared."""
     opts: CallOptions = {"timeout": timeout}

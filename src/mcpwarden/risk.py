@@ -275,6 +275,12 @@ def name_words(name: str) -> list[str]:
     return [word for word in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if word]
 
 
+# Several guards ask for the same tool's risk on every call. The gateway hands out one definition
+# object per listing, so an entry stays valid exactly while the same objects are passed in.
+_MEMO: dict[tuple[str, str, str], tuple[object, RiskSettings, RiskAssessment]] = {}
+_MEMO_LIMIT = 50_000
+
+
 def classify(
     server_id: str,
     name: str,
@@ -283,6 +289,25 @@ def classify(
     separator: str = "__",
 ) -> RiskAssessment:
     """The risk of tool `name` of server `server_id` (its wire-JSON `definition`, if known)."""
+    key = (server_id, name, separator)
+    cached = _MEMO.get(key)
+    if cached is not None and cached[0] is definition and cached[1] is settings and definition is not None:
+        return cached[2]
+    assessment = _classify(server_id, name, definition, settings, separator)
+    if definition is not None:
+        if len(_MEMO) >= _MEMO_LIMIT:
+            _MEMO.clear()
+        _MEMO[key] = (definition, settings, assessment)
+    return assessment
+
+
+def _classify(
+    server_id: str,
+    name: str,
+    definition: Mapping[str, Any] | None,
+    settings: RiskSettings,
+    separator: str,
+) -> RiskAssessment:
     exposed = f"{server_id}{separator}{name}"
     categories: dict[Category, list[str]] = {}
 

@@ -106,7 +106,9 @@ def verify_command(
         out.print(f"database: {escape(str(missing))} (none yet)")
         out.print("records checked: 0")
         if expected is not None and expected[0] > 0:
-            out.print(f"[red]chain BROKEN[/red]: the anchored record {expected[0]} is gone with the whole trail")
+            out.print(
+                f"[red]chain BROKEN[/red]: the anchored record {expected[0]} is gone with the whole trail"
+            )
             raise typer.Exit(EXIT_BROKEN)
         out.print("[green]chain intact[/green] (empty)")
         raise typer.Exit(EXIT_OK)

@@ -50,6 +50,8 @@ class PinningGuard(BaseGuard):
         self.server_ids = server_ids
         self.separator = separator
         self.trust_new_tools = trust_new_tools
+        # (server, tool) -> (definition object, instructions) last found approved.
+        self._verified: dict[tuple[str, str], tuple[object, str | None]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, catalog: CatalogView | None = None) -> PinningGuard | None:
@@ -72,6 +74,12 @@ class PinningGuard(BaseGuard):
         definition = self.catalog.tool(server, tool) if self.catalog is not None else None
         if self.catalog is not None and definition is None:
             return ALLOW  # not listed (or not connected yet): the gateway refuses it as unknown
+        instructions = self.catalog.instructions(server) if self.catalog is not None else None
+        verified = self._verified.get((server, tool))
+        if verified is not None and verified[0] is definition and verified[1] == instructions:
+            # Unchanged since it was last found approved (approval only ever moves pending to ok,
+            # and a changed definition arrives as a new object): no store round trip per call.
+            return ALLOW
         if self._instructions(server) == "pending":
             return self._refuse(
                 exchange, f"the instructions of server {server!r} changed since they were approved", server
@@ -90,6 +98,8 @@ class PinningGuard(BaseGuard):
             )
         if state == "pinned":
             exchange.metadata.setdefault("audit", {})["pinned"] = [exchange.exposed_name]
+        if definition is not None:
+            self._verified[(server, tool)] = (definition, instructions)
         return ALLOW
 
     def _refuse(self, exchange: Exchange, what: str, approve_target: str) -> Decision:

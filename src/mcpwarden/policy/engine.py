@@ -87,6 +87,9 @@ class PolicyEngine:
         self._path_arguments: dict[str, tuple[str, ...]] = {}
         self._role_groups: dict[frozenset[str], tuple[str, ...]] = {}
         self._entity_sets: dict[str, cedarpy.Entities] = {}
+        # Decisions that cannot depend on arguments or attributes (no condition applies and no
+        # Cedar file sees them) are the same every time: one Cedar evaluation per distinct request.
+        self._decided: dict[tuple[Any, ...], PolicyDecision] = {}
 
     def _slice(self, principal: PrincipalFacts, name: str) -> _Slice:
         """The policies that can apply to this principal and name (memoised; same answer as all).
@@ -156,6 +159,29 @@ class PolicyEngine:
         if request.action not in ACTIONS:
             raise ValueError(f"unknown policy action {request.action!r}")
         piece = self._slice(request.principal, request.resource.name)
+        memo_key: tuple[Any, ...] | None = None
+        if not piece.conditional and not self.compiled.passes_arguments:
+            principal = request.principal
+            memo_key = (
+                principal.name,
+                principal.roles,
+                principal.scopes,
+                principal.method,
+                request.action,
+                request.resource,
+                request.transport,
+            )
+            cached = self._decided.get(memo_key)
+            if cached is not None:
+                return cached
+        decision = self._evaluate(request, piece)
+        if memo_key is not None:
+            if len(self._decided) >= self.MAX_SLICES:
+                self._decided.clear()
+            self._decided[memo_key] = decision
+        return decision
+
+    def _evaluate(self, request: PolicyRequest, piece: _Slice) -> PolicyDecision:
         satisfied, failed = self._argument_facts(request, piece.conditional)
         result = cedarpy.is_authorized(
             self._cedar_request(request, satisfied), piece.policy_set, self._entities(request)

@@ -98,6 +98,8 @@ class Catalog:
     instructions: str | None = None
     listed_at: float = 0.0
     tool_index: Mapping[str, types.Tool] = field(default_factory=dict)  # by the server's own name
+    # The same definitions as wire JSON, dumped once per listing: guards read them on every call.
+    tool_wire: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def tool(self, name: str) -> types.Tool | None:
         return self.tool_index.get(name)
@@ -341,7 +343,8 @@ class Upstream:
             elif "resources" in kinds:
                 resources, templates = (), ()
         index = {tool.name: tool for tool in tools}
-        return Catalog(tools, prompts, resources, templates, instructions, time.time(), index)
+        wire = {tool.name: tool.model_dump(by_alias=True, mode="json", exclude_none=True) for tool in tools}
+        return Catalog(tools, prompts, resources, templates, instructions, time.time(), index, wire)
 
     async def _paginate(self, list_page: Callable[..., Awaitable[Any]], field: str) -> tuple[Any, ...]:
         items: list[Any] = []
