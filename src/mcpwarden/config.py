@@ -397,6 +397,25 @@ class QuotaSettings(_Model):
         return self
 
 
+class ContentSettings(_Model):
+    """Scanning of arguments, listings, results and errors with the detection engine."""
+
+    enabled: bool = Field(True, description="Scan, clean and redact message text with the detection engine.")
+    on_injection: Literal["mark", "redact", "block"] = Field(
+        "mark",
+        description="A result flagged as injected instructions: fence it as untrusted data (mark), "
+        "replace it (redact) or refuse the answer (block).",
+    )
+    withhold_flagged_tools: bool = Field(
+        True, description="Withhold listed tools and prompts flagged as poisoned."
+    )
+    block_injected_arguments: bool = Field(
+        True, description="Refuse arguments flagged as injected instructions."
+    )
+    max_scan_kb: int = Field(256, gt=0, description="Text scanned per answer; all of it is still cleaned.")
+    max_error_chars: int = Field(2000, gt=0, description="Error messages and data are cut to this size.")
+
+
 class GatewaySettings(_Model):
     """How the gateway itself behaves; every field is an operator's knob with a safe default."""
 
@@ -539,6 +558,7 @@ class Settings(_Model):
     gateway: GatewaySettings = Field(
         default_factory=GatewaySettings, description="The gateway's own behaviour."
     )
+    content: ContentSettings = Field(default_factory=ContentSettings, description="Content scanning.")
     risk: RiskSettings = Field(default_factory=RiskSettings, description="Tool risk tiers and overrides.")
     approvals: ApprovalSettings = Field(default_factory=ApprovalSettings, description="Human approval.")
     pinning: PinningSettings = Field(default_factory=PinningSettings, description="Definition pins.")

@@ -128,6 +128,7 @@ class DecisionError(MCPError):
         self.decision = decision
 
 
+ErrorFilter = Callable[[str, Any], tuple[str, Any]]
 PrincipalResolver = Callable[[ServerRequestContext[Any, Any]], Identity]
 SessionKeyResolver = Callable[[ServerRequestContext[Any, Any], str], str]
 
@@ -147,6 +148,11 @@ class Pipeline:
     ) -> None:
         self.consent = consent
         self.guards = tuple(guards)
+        # Guards that clean error text (an upstream's error.message and error.data are text the
+        # client will show, and may leak secrets or carry injections: THREATS E20).
+        self.error_filters: tuple[ErrorFilter, ...] = tuple(
+            f for guard in guards if (f := getattr(guard, "filter_error", None)) is not None
+        )
         self.router = router
         self.audit = audit
         self.transport = transport
@@ -274,9 +280,12 @@ class Pipeline:
         except MCPError as exc:
             if isinstance(exc, DecisionError):
                 raise
-            data = exc.error.data if isinstance(exc.error.data, dict) else {}
+            message, raw_data = exc.message, exc.error.data
+            for clean in self.error_filters:
+                message, raw_data = clean(message, raw_data)
+            data = raw_data if isinstance(raw_data, dict) else {}
             data = {**data, "correlation_id": exchange.correlation_id}
-            raise MCPError(exc.code, exc.message, data) from None
+            raise MCPError(exc.code, message, data) from None
         except ValidationError as exc:
             # Say where the params are wrong, never echo their values (they may hold secrets).
             where = ", ".join(".".join(str(p) for p in err["loc"]) or "params" for err in exc.errors()[:5])

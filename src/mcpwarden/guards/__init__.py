@@ -14,6 +14,7 @@ from mcpwarden.catalog import CatalogView
 from mcpwarden.config import Settings
 from mcpwarden.guards.approval import ApprovalGuard
 from mcpwarden.guards.concurrency import ConcurrencyGuard
+from mcpwarden.guards.content import ContentGuard
 from mcpwarden.guards.flow import FlowGuard
 from mcpwarden.guards.pinning import PinningGuard
 from mcpwarden.guards.policy import PolicyGuard
@@ -25,14 +26,16 @@ from mcpwarden.guards.size import SizeGuard
 from mcpwarden.pipeline import Guard
 
 GuardFactory = Callable[[Settings, CatalogView], Guard | None]
-# Guards that judge by settings alone take (settings); the wrapper keeps one factory shape.
 
 BUILTIN_GUARDS: tuple[GuardFactory, ...] = (
     ConcurrencyGuard.from_settings,
-    lambda settings, catalog: ScopeGuard.from_settings(settings),
+    ScopeGuard.from_settings,
     SizeGuard.from_settings,
-    lambda settings, catalog: QuotaGuard.from_settings(settings),
+    QuotaGuard.from_settings,
     ProtocolGuard.from_settings,
+    # Early in the chain, so on the way back it runs late: it cleans what the client finally gets,
+    # and scans only the listings the policy left.
+    ContentGuard.from_settings,
     RiskGuard.from_settings,  # early: later guards (policy, approval) read metadata["risk_tier"]
     # Policy before pinning: a caller refused by policy learns only `tool-not-permitted`, never
     # whether a tool it may not use exists or changed.

@@ -45,6 +45,7 @@ import anyio
 
 from mcpwarden import reasons
 from mcpwarden.audit.events import digest_arguments
+from mcpwarden.catalog import CatalogView
 from mcpwarden.config import LimitRule, Settings
 from mcpwarden.exchange import ALLOW, Decision, Exchange, deny
 from mcpwarden.pipeline import BaseGuard
@@ -105,7 +106,7 @@ class QuotaGuard(BaseGuard):
         self._tasks: set[asyncio.Task[None]] = set()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> QuotaGuard:
+    def from_settings(cls, settings: Settings, catalog: CatalogView | None = None) -> QuotaGuard:
         quota = settings.quota
 
         def backend() -> CounterBackend:

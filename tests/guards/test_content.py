@@ -1,0 +1,137 @@
+"""The content guard through a real gateway in front of a poisoned upstream (THREATS C1, C6, C7,
+C8, C10, E20, LLM02): flagged tools withheld and uncallable, secrets never sent upstream nor
+passed back (in content *and* structuredContent), injections fenced, escapes stripped."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import mcp_types as types
+import pytest
+from mcp import Client
+from mcp.shared.exceptions import MCPError
+
+from mcpwarden.audit.log import SqliteAuditLog
+from mcpwarden.config import ContentSettings, ServerSpec, Settings
+from mcpwarden.exchange import Identity
+from mcpwarden.gateway import Gateway
+from tests.fixtures.poisoned_server import CANARY_KEY
+from tests.support import FIXTURES, PYTHON, UPSTREAM_SERVER
+
+pytestmark = pytest.mark.anyio
+
+
+@asynccontextmanager
+async def gateway(tmp_path: Path, **content: Any) -> AsyncIterator[Client]:
+    settings = Settings(
+        servers={
+            "bad": ServerSpec(command=PYTHON, args=(str(FIXTURES / "poisoned_server.py"),)),
+            "alpha": ServerSpec(command=PYTHON, args=(str(UPSTREAM_SERVER),), env={"FIXTURE_NAME": "alpha"}),
+        },
+        state_dir=tmp_path,
+        content=ContentSettings(**content),
+        pinning={"new_tools": "trust"},  # type: ignore[arg-type]
+        risk={"approval_tiers": []},  # type: ignore[arg-type]  # content, not approval, is tested here
+    )
+    audit = SqliteAuditLog(tmp_path / "audit.db")
+    gw = Gateway(
+        settings,
+        transport="stdio",
+        audit=audit,
+        principal_of=lambda ctx: Identity("stdio"),
+        session_key_of=lambda ctx, p: p,
+    )
+    try:
+        async with gw.running(), Client(gw.server) as client:
+            yield client
+    finally:
+        audit.close()
+
+
+def _text(result: types.CallToolResult) -> str:
+    return "".join(block.text for block in result.content if isinstance(block, types.TextContent))
+
+
+async def test_poisoned_tool_is_withheld_and_cannot_be_called(tmp_path: Path) -> None:
+    async with gateway(tmp_path) as client:
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        assert "bad__echo" in names and "alpha__echo" in names
+        assert "bad__add" not in names
+        with pytest.raises(MCPError) as caught:
+            await client.session.call_tool("bad__add", {"a": 1, "b": 2})
+    assert caught.value.data["reason"] == "content-blocked"
+    events = [r.event for r in SqliteAuditLog(tmp_path / "audit.db", create=False).tail(50)]
+    listing = next(e for e in events if e.method == "tools/list")
+    assert "bad__add" in listing.extra["content_withheld"]
+
+
+@pytest.mark.parametrize(
+    "leak",
+    [
+        f"my key is {CANARY_KEY}",
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n-----END OPENSSH PRIVATE KEY-----",
+        "card 4111 1111 1111 1111 please",
+    ],
+)
+async def test_secrets_in_arguments_never_reach_the_upstream(tmp_path: Path, leak: str) -> None:
+    async with gateway(tmp_path) as client:
+        before = (await client.call_tool("alpha__served", {"method": "tools/call"})).structured_content
+        with pytest.raises(MCPError) as caught:
+            await client.call_tool("alpha__echo", {"text": leak})
+        after = (await client.call_tool("alpha__served", {"method": "tools/call"})).structured_content
+    assert caught.value.data["reason"] == "content-blocked"
+    assert after == {"result": before["result"] + 1}  # type: ignore[index]  # only the counting call
+    assert CANARY_KEY not in caught.value.message
+
+
+async def test_credentials_in_results_are_redacted_everywhere(tmp_path: Path) -> None:
+    async with gateway(tmp_path) as client:
+        result = await client.session.call_tool("bad__leak", {})
+    wire = json.dumps(result.model_dump(mode="json"))
+    assert CANARY_KEY not in wire
+    assert "BEGIN OPENSSH PRIVATE KEY" not in wire
+    assert "[REDACTED:aws-access-key]" in json.dumps(result.structured_content)
+    assert "[REDACTED:" in _text(result)
+
+
+@pytest.mark.parametrize(
+    ("action", "expect"), [("mark", "<untrusted-data"), ("redact", "[removed by mcpwarden")]
+)
+async def test_injected_results_are_fenced_or_removed(tmp_path: Path, action: str, expect: str) -> None:
+    async with gateway(tmp_path, on_injection=action) as client:
+        result = await client.session.call_tool("bad__inject", {})
+        clean = await client.call_tool("alpha__echo", {"text": "The weather in Paris is sunny today."})
+    assert expect in _text(result)
+    assert _text(clean) == "The weather in Paris is sunny today."
+
+
+async def test_injected_results_can_be_refused(tmp_path: Path) -> None:
+    async with gateway(tmp_path, on_injection="block") as client:
+        with pytest.raises(MCPError) as caught:
+            await client.session.call_tool("bad__inject", {})
+    assert caught.value.data["reason"] == "content-blocked"
+
+
+async def test_escapes_and_invisible_characters_are_stripped(tmp_path: Path) -> None:
+    async with gateway(tmp_path) as client:
+        result = await client.session.call_tool("bad__ansi", {})
+    text = _text(result)
+    assert "\x1b" not in text and "\u200b" not in text and "\u202e" not in text
+    assert "Reads a file." in text  # the hidden command is shown (and, being one, fenced)
+
+
+async def test_errors_are_cleaned_too(tmp_path: Path) -> None:
+    async with gateway(tmp_path) as client:
+        result = await client.session.call_tool("bad__fail_with_secret", {})
+    # The SDK reports a tool's exception as an error result: it is text like any other answer.
+    assert result.is_error
+    assert CANARY_KEY not in _text(result)
+
+
+def test_the_fixture_is_importable_without_running() -> None:
+    assert "poisoned_server" in sys.modules["tests.fixtures.poisoned_server"].__name__
