@@ -20,7 +20,7 @@ from mcpwarden.audit.log import SqliteAuditLog
 from mcpwarden.config import ContentSettings, ServerSpec, Settings
 from mcpwarden.exchange import Identity
 from mcpwarden.gateway import Gateway
-from tests.fixtures.poisoned_server import CANARY_KEY
+from tests.fixtures.poisoned_server import CANARY_KEY, CANARY_PRIVATE
 from tests.support import FIXTURES, PYTHON, UPSTREAM_SERVER
 
 pytestmark = pytest.mark.anyio
@@ -74,7 +74,7 @@ async def test_poisoned_tool_is_withheld_and_cannot_be_called(tmp_path: Path) ->
     "leak",
     [
         f"my key is {CANARY_KEY}",
-        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n-----END OPENSSH PRIVATE KEY-----",
+        CANARY_PRIVATE,
         "card 4111 1111 1111 1111 please",
     ],
 )

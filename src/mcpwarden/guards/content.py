@@ -88,9 +88,9 @@ class ContentGuard(BaseGuard):
 
     def _poisoned(self, exchange: Exchange) -> bool:
         """A tool withheld from listings for its definition cannot be called by its name either."""
-        if exchange.method != "tools/call" or self.catalog is None or not self.settings.withhold_flagged_tools:
+        if exchange.method != "tools/call" or not self.settings.withhold_flagged_tools:
             return False
-        if exchange.server is None or exchange.target is None:
+        if self.catalog is None or exchange.server is None or exchange.target is None:
             return False
         definition = self.catalog.tool(exchange.server, exchange.target)
         if definition is None:
