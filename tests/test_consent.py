@@ -106,7 +106,8 @@ async def test_approved_call_goes_through_once(tmp_path: Path, mode: str) -> Non
         Client(gw.server, mode=mode, elicitation_callback=_answering("accept", prompts)) as client,
     ):
         result = await client.call_tool("alpha__echo", {"text": "launch\u200b"})
-        assert result.content[0].text == "launch\u200b"  # type: ignore[union-attr]
+        # The zero-width character is stripped on the way back (THREATS C8).
+        assert result.content[0].text == "launch"  # type: ignore[union-attr]
     assert len(prompts) == 1 and "alpha__echo" in prompts[0]
 
 

@@ -175,7 +175,7 @@ async def test_one_audit_event_per_exchange_with_digest_not_arguments(tmp_path: 
     async with in_process(tmp_path, []) as client:
         before = len(trail(tmp_path).tail(1000))
         await client.list_tools()
-        await client.call_tool("alpha__echo", {"text": "canary-AKIAIOSFODNN7EXAMPLE"})
+        await client.call_tool("alpha__echo", {"text": "canary-7f3c9e21-argument-value"})
         with pytest.raises(MCPError):
             await client.call_tool("ghost__x", {})
     records = trail(tmp_path).tail(1000)[before:]
@@ -192,7 +192,7 @@ async def test_one_audit_event_per_exchange_with_digest_not_arguments(tmp_path: 
     assert call.request_bytes > 0 and call.response_bytes > 0 and call.latency_ms > 0
     assert records[2].event.reason == "unknown-tool"
     db = (tmp_path / "audit.db").read_bytes()
-    assert b"AKIAIOSFODNN7EXAMPLE" not in db
+    assert b"canary-7f3c9e21" not in db
     assert trail(tmp_path).verify().ok
 
 

@@ -410,7 +410,9 @@ class ContentSettings(_Model):
         True, description="Withhold listed tools and prompts flagged as poisoned."
     )
     block_injected_arguments: bool = Field(
-        True, description="Refuse arguments flagged as injected instructions."
+        False,
+        description="Refuse arguments flagged as injected instructions (off: they are only recorded in the "
+        "audit event, since a false positive there breaks a legitimate call).",
     )
     max_scan_kb: int = Field(256, gt=0, description="Text scanned per answer; all of it is still cleaned.")
     max_error_chars: int = Field(2000, gt=0, description="Error messages and data are cut to this size.")

@@ -70,7 +70,7 @@ async def test_approve_from_the_command_line_allows_the_same_call_once(tmp_path:
         assert other.value.data["reason"] == "approval-required"
 
         assert text(await client.call_tool("alpha__echo", {"text": "wipe\u200b everything"})) == (
-            "wipe\u200b everything"
+            "wipe everything"  # the zero-width character is stripped on the way back (C8)
         )
         with pytest.raises(MCPError) as again:
             await client.call_tool("alpha__echo", {"text": "wipe\u200b everything"})

@@ -45,7 +45,9 @@ async def test_rug_pull_is_withheld_until_approved(tmp_path: Path, how: str) -> 
         },
     }
     poll = {"poll_interval": 3.0} if how == "poll" else {}  # after the first listing below
-    config = write_config(tmp_path, {"facts": server}, pinning=poll)
+    # The poisoned redefinition would also be refused by content scanning (content-blocked); this
+    # test is about what pinning does on its own.
+    config = write_config(tmp_path, {"facts": server}, pinning=poll, content={"enabled": False})
     async with gateway_client("stdio", config) as client:
         first = await names(client)
         assert {"facts__fact_of_the_day", "facts__echo"} <= first
