@@ -41,7 +41,9 @@ _UNTRUSTED_CLOSE = (
 )
 _MEMO_LIMIT = 4096
 # Opaque protocol values: never rewritten. Readable text: what a model reads, scanned for injections.
-_OPAQUE_KEYS = frozenset({"requestState", "resultType", "nextCursor", "progressToken", "blob", "mimeType", "uri"})
+_OPAQUE_KEYS = frozenset(
+    {"requestState", "resultType", "nextCursor", "progressToken", "blob", "mimeType", "uri"}
+)
 _READABLE_KEYS = frozenset({"text", "message", "description", "title"})
 
 
@@ -70,7 +72,10 @@ class ContentGuard(BaseGuard):
         if not exchange.arguments:
             return ALLOW
         for path, text in _strings(exchange.arguments, "arguments"):
-            leaked = sorted({m.kind for m in find_secrets(text) if m.kind in _BLOCKED_KINDS})
+            finding = scan(text, "argument")  # one pass finds secrets, personal data and rules
+            leaked = sorted(
+                {kind for reason in finding.reasons if (kind := _data_kind(reason)) in _BLOCKED_KINDS}
+            )
             if leaked:
                 _audit(exchange)["content_blocked"] = {"where": path, "kinds": leaked}
                 return deny(
@@ -78,16 +83,15 @@ class ContentGuard(BaseGuard):
                     f"{path} carries {', '.join(leaked)}; secrets and personal data are not sent to tools",
                     where=path,
                 )
-            finding = scan(text, "argument")
             # Only a rule counts here: the classifier has no labelled injected arguments to learn
             # from, and alone it flags ordinary short words.
-            rules = [r for r in finding.reasons if r != "classifier" and not r.startswith("secret-")]
+            rules = [r for r in finding.reasons if r != "classifier" and _data_kind(r) is None]
             if finding.flagged and rules:
-                _audit(exchange)["content_flagged"] = {"where": path, "reasons": list(finding.reasons)}
+                _audit(exchange)["content_flagged"] = {"where": path, "reasons": rules}
                 if self.settings.block_injected_arguments:
                     return deny(
                         reasons.CONTENT_BLOCKED,
-                        f"{path} looks like injected instructions ({', '.join(finding.reasons[:3])})",
+                        f"{path} looks like injected instructions ({', '.join(rules[:3])})",
                         where=path,
                     )
         return ALLOW
@@ -204,6 +208,14 @@ class ContentGuard(BaseGuard):
         elif isinstance(data, str):
             data = _redact_credentials(sanitize(data))[0][: self.settings.max_error_chars]
         return message, data
+
+
+def _data_kind(reason: str) -> str | None:
+    """The data kind of a `secret-*` or `pii-*` reason, None for other reasons."""
+    for prefix in ("secret-", "pii-"):
+        if reason.startswith(prefix):
+            return reason[len(prefix) :]
+    return None
 
 
 def _audit(exchange: Exchange) -> dict[str, Any]:
