@@ -43,6 +43,7 @@ from mcpwarden import reasons
 from mcpwarden.config import Settings
 from mcpwarden.consent import ConsentBroker
 from mcpwarden.guards import build_guards
+from mcpwarden.guards.content import screen_input_request
 from mcpwarden.pinning.startup import startup_check_for
 from mcpwarden.pipeline import (
     AuditSink,
@@ -543,16 +544,27 @@ def _bridge_to(
     async def elicit(
         context: ClientRequestContext, params: types.ElicitRequestParams
     ) -> types.ElicitResult | types.ErrorData:
+        request = types.ElicitRequest(params=params)
+        problem = screen_input_request(request.model_dump(by_alias=True, mode="json", exclude_none=True))
+        if problem is not None:  # the same screening as for multi round-trip requests (C24)
+            return types.ErrorData(code=types.INVALID_REQUEST, message=f"refused by the gateway: {problem}")
         try:
-            return await connection.send_request(types.ElicitRequest(params=params), opts=opts)
+            return await connection.send_request(request, opts=opts)
         except MCPError as exc:
             return exc.error
 
     async def sample(
         context: ClientRequestContext, params: types.CreateMessageRequestParams
     ) -> types.CreateMessageResult | types.CreateMessageResultWithTools | types.ErrorData:
+        wire = types.CreateMessageRequest(params=params).model_dump(
+            by_alias=True, mode="json", exclude_none=True
+        )
+        problem = screen_input_request(wire)  # also clips context and tokens in `wire` (C14)
+        if problem is not None:
+            return types.ErrorData(code=types.INVALID_REQUEST, message=f"refused by the gateway: {problem}")
+        request = types.CreateMessageRequest.model_validate(wire)
         try:
-            return await connection.send_request(types.CreateMessageRequest(params=params), opts=opts)
+            return await connection.send_request(request, opts=opts)
         except MCPError as exc:
             return exc.error
 

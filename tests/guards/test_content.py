@@ -5,7 +5,6 @@ passed back (in content *and* structuredContent), injections fenced, escapes str
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,7 +26,7 @@ pytestmark = pytest.mark.anyio
 
 
 @asynccontextmanager
-async def gateway(tmp_path: Path, **content: Any) -> AsyncIterator[Client]:
+async def gateway(tmp_path: Path, elicitation_callback: Any = None, **content: Any) -> AsyncIterator[Client]:
     settings = Settings(
         servers={
             "bad": ServerSpec(command=PYTHON, args=(str(FIXTURES / "poisoned_server.py"),)),
@@ -47,7 +46,7 @@ async def gateway(tmp_path: Path, **content: Any) -> AsyncIterator[Client]:
         session_key_of=lambda ctx, p: p,
     )
     try:
-        async with gw.running(), Client(gw.server) as client:
+        async with gw.running(), Client(gw.server, elicitation_callback=elicitation_callback) as client:
             yield client
     finally:
         audit.close()
@@ -133,5 +132,15 @@ async def test_errors_are_cleaned_too(tmp_path: Path) -> None:
     assert CANARY_KEY not in _text(result)
 
 
-def test_the_fixture_is_importable_without_running() -> None:
-    assert "poisoned_server" in sys.modules["tests.fixtures.poisoned_server"].__name__
+async def test_elicitation_phishing_is_refused_before_the_user_sees_it(tmp_path: Path) -> None:
+    asked: list[str] = []
+
+    async def elicit(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={"password": "hunter2"})
+
+    async with gateway(tmp_path, elicitation_callback=elicit) as client:
+        with pytest.raises(MCPError) as caught:
+            await client.call_tool("bad__phish", {})
+    assert caught.value.data["reason"] == "content-blocked"
+    assert asked == []

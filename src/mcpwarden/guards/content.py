@@ -24,7 +24,7 @@ from typing import Any
 from mcpwarden import reasons
 from mcpwarden.catalog import CatalogView
 from mcpwarden.config import ContentSettings, Settings
-from mcpwarden.detect import CREDENTIAL_KINDS, find_secrets, sanitize, scan, scan_tool
+from mcpwarden.detect import CREDENTIAL_KINDS, Finding, find_secrets, sanitize, scan, scan_tool
 from mcpwarden.exchange import ALLOW, Decision, Exchange, deny
 from mcpwarden.pipeline import BaseGuard
 
@@ -162,6 +162,13 @@ class ContentGuard(BaseGuard):
 
     def _screen_result(self, result: dict[str, Any], exchange: Exchange) -> Decision:
         source = exchange.exposed_name or exchange.method
+        requests = result.get("inputRequests") if result.get("resultType") == "input_required" else None
+        if isinstance(requests, dict):
+            for request in requests.values():
+                problem = screen_input_request(request) if isinstance(request, dict) else None
+                if problem is not None:
+                    _audit(exchange)["content_blocked"] = {"input_request": problem}
+                    return deny(reasons.CONTENT_BLOCKED, f"{source}: {problem}")
         redacted: set[str] = set()
         flagged: dict[str, list[str]] = {}
         budget = [self.settings.max_scan_kb * 1024]  # scanning is bounded; cleaning is not
@@ -208,6 +215,39 @@ class ContentGuard(BaseGuard):
         elif isinstance(data, str):
             data = _redact_credentials(sanitize(data))[0][: self.settings.max_error_chars]
         return message, data
+
+
+MAX_SAMPLING_TOKENS = 4096
+
+
+def screen_input_request(request: dict[str, Any]) -> str | None:
+    """What is wrong with a server's request for user input or model sampling, if anything.
+
+    Forms must not ask for secrets (THREATS C24: elicitation phishing); a sampling request must not
+    carry injected instructions (C14). Sampling requests are also clipped in place: no context from
+    other servers, and a bounded number of tokens.
+    """
+    method = request.get("method")
+    params = request.get("params")
+    if not isinstance(params, dict):
+        return None
+    if method == "elicitation/create":
+        text = f"{params.get('message', '')} {json.dumps(params.get('requestedSchema') or {}, default=str)}"
+        rules = _rule_reasons(scan(text, "elicitation"))
+        return f"the server asks the user for secrets ({', '.join(rules)})" if rules else None
+    if method == "sampling/createMessage":
+        params["includeContext"] = "none"
+        if not isinstance(params.get("maxTokens"), int) or params["maxTokens"] > MAX_SAMPLING_TOKENS:
+            params["maxTokens"] = MAX_SAMPLING_TOKENS
+        text = json.dumps([params.get("systemPrompt"), params.get("messages")], default=str)
+        rules = _rule_reasons(scan(text, "sampling"))
+        return f"the server's sampling request carries instructions ({', '.join(rules)})" if rules else None
+    return None
+
+
+def _rule_reasons(finding: Finding) -> list[str]:
+    """The rules behind a flag; the classifier alone is not enough for these small texts."""
+    return [r for r in finding.reasons if r != "classifier"] if finding.flagged else []
 
 
 def _data_kind(reason: str) -> str | None:
