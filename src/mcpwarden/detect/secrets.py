@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from mcpwarden.detect.normalize import NormalizedText, View, normalize
@@ -312,9 +312,10 @@ def find_secrets_normalized(norm: NormalizedText) -> list[SecretMatch]:
     return kept
 
 
-def redact(text: str) -> tuple[str, int]:
-    """Replace every secret and personal datum by ``[REDACTED:<kind>]``; return (text, count)."""
-    matches = find_secrets(text)
+def redact(text: str, only: Collection[str] | None = None) -> tuple[str, int]:
+    """Replace every secret and personal datum (of the kinds in ``only``, when given) by
+    ``[REDACTED:<kind>]``; return (text, count)."""
+    matches = [m for m in find_secrets(text) if only is None or m.kind in only]
     if not matches:
         return text, 0
     parts: list[str] = []

@@ -24,7 +24,7 @@ from typing import Any
 from mcpwarden import reasons
 from mcpwarden.catalog import CatalogView
 from mcpwarden.config import ContentSettings, Settings
-from mcpwarden.detect import CREDENTIAL_KINDS, Finding, find_secrets, sanitize, scan, scan_tool
+from mcpwarden.detect import CREDENTIAL_KINDS, Finding, redact, sanitize, scan, scan_tool
 from mcpwarden.exchange import ALLOW, Decision, Exchange, deny
 from mcpwarden.pipeline import BaseGuard
 
@@ -169,7 +169,7 @@ class ContentGuard(BaseGuard):
                 if problem is not None:
                     _audit(exchange)["content_blocked"] = {"input_request": problem}
                     return deny(reasons.CONTENT_BLOCKED, f"{source}: {problem}")
-        redacted: set[str] = set()
+        redacted = 0
         flagged: dict[str, list[str]] = {}
         budget = [self.settings.max_scan_kb * 1024]  # scanning is bounded; cleaning is not
 
@@ -177,8 +177,9 @@ class ContentGuard(BaseGuard):
             key = _last_key(path)
             if key in _OPAQUE_KEYS:
                 return text  # protocol tokens (a signed requestState, a cursor) must pass unchanged
-            text, kinds = _redact_credentials(sanitize(text))
-            redacted.update(kinds)
+            nonlocal redacted
+            text, found = _redact_credentials(sanitize(text))
+            redacted += found
             readable = key in _READABLE_KEYS or ".structuredContent" in path
             if readable and len(text) >= 16 and budget[0] > 0:
                 budget[0] -= len(text)
@@ -193,7 +194,7 @@ class ContentGuard(BaseGuard):
 
         _map_strings(result, clean, "result")
         if redacted:
-            _audit(exchange)["content_redacted"] = sorted(redacted)
+            _audit(exchange)["content_redacted"] = redacted
         if not flagged:
             return ALLOW
         _audit(exchange)["content_flagged"] = dict(list(flagged.items())[:20])
@@ -304,30 +305,21 @@ def _sanitize_in_place(value: Any) -> None:
     _map_strings(value, lambda path, text: sanitize(text), "")
 
 
-def _redact_credentials(text: str) -> tuple[str, list[str]]:
-    matches = [m for m in find_secrets(text) if m.kind in CREDENTIAL_KINDS]
-    if not matches:
-        return text, []
-    parts: list[str] = []
-    position = 0
-    for match in matches:
-        parts.append(text[position : match.start])
-        parts.append(f"[REDACTED:{match.kind}]")
-        position = match.end
-    parts.append(text[position:])
-    return "".join(parts), [m.kind for m in matches]
+def _redact_credentials(text: str) -> tuple[str, int]:
+    return redact(text, CREDENTIAL_KINDS)
 
 
-def _redact_credentials_in_place(value: Any) -> list[str]:
-    found: list[str] = []
+def _redact_credentials_in_place(value: Any) -> int:
+    count = 0
 
-    def redact(path: str, text: str) -> str:
-        new, kinds = _redact_credentials(text)
-        found.extend(kinds)
+    def redact_one(path: str, text: str) -> str:
+        nonlocal count
+        new, found = _redact_credentials(text)
+        count += found
         return new
 
-    _map_strings(value, redact, "")
-    return sorted(set(found))
+    _map_strings(value, redact_one, "")
+    return count
 
 
 def _fence(text: str, source: str) -> str:
