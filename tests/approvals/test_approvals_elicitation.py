@@ -28,14 +28,21 @@ pytestmark = pytest.mark.anyio
 @asynccontextmanager
 async def gateway(tmp_path: Path, timeout: float = 30) -> AsyncIterator[Gateway]:
     settings = Settings(
-        servers={"alpha": ServerSpec(command=PYTHON, args=(str(UPSTREAM_SERVER),), env={"FIXTURE_NAME": "alpha"})},
+        servers={
+            "alpha": ServerSpec(command=PYTHON, args=(str(UPSTREAM_SERVER),), env={"FIXTURE_NAME": "alpha"})
+        },
         state_dir=tmp_path,
         gateway=GatewaySettings(approval_timeout=timeout),
         risk={"overrides": {"alpha__add": "critical"}},  # type: ignore[arg-type]
     )
     audit = SqliteAuditLog(tmp_path / "audit.db")
-    gw = Gateway(settings, transport="stdio", audit=audit, principal_of=lambda ctx: Identity("alice"),
-                 session_key_of=lambda ctx, principal: principal)
+    gw = Gateway(
+        settings,
+        transport="stdio",
+        audit=audit,
+        principal_of=lambda ctx: Identity("alice"),
+        session_key_of=lambda ctx, principal: principal,
+    )
     try:
         async with gw.running():
             yield gw
@@ -62,9 +69,10 @@ async def served(client: Client) -> int:
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_accepted_in_the_client_runs_once(tmp_path: Path, mode: str) -> None:
     prompts: list[str] = []
-    async with gateway(tmp_path) as gw, Client(
-        gw.server, mode=mode, elicitation_callback=answering("accept", prompts)
-    ) as client:
+    async with (
+        gateway(tmp_path) as gw,
+        Client(gw.server, mode=mode, elicitation_callback=answering("accept", prompts)) as client,
+    ):
         result = await client.call_tool("alpha__add", {"a": 2, "b": 3})
         assert result.structured_content == {"result": 5}
         again = await client.call_tool("alpha__add", {"a": 2, "b": 3})  # approvals are single use
@@ -75,11 +83,14 @@ async def test_accepted_in_the_client_runs_once(tmp_path: Path, mode: str) -> No
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 @pytest.mark.parametrize("answer", ["decline", "cancel"])
-async def test_declined_in_the_client_never_reaches_the_upstream(tmp_path: Path, mode: str, answer: str) -> None:
+async def test_declined_in_the_client_never_reaches_the_upstream(
+    tmp_path: Path, mode: str, answer: str
+) -> None:
     prompts: list[str] = []
-    async with gateway(tmp_path) as gw, Client(
-        gw.server, mode=mode, elicitation_callback=answering(answer, prompts)
-    ) as client:
+    async with (
+        gateway(tmp_path) as gw,
+        Client(gw.server, mode=mode, elicitation_callback=answering(answer, prompts)) as client,
+    ):
         before = await served(client)
         with pytest.raises(MCPError) as caught:
             await client.call_tool("alpha__add", {"a": 2, "b": 3})
@@ -89,9 +100,10 @@ async def test_declined_in_the_client_never_reaches_the_upstream(tmp_path: Path,
 
 
 async def test_unanswered_prompt_times_out_as_a_denial(tmp_path: Path) -> None:
-    async with gateway(tmp_path, timeout=0.5) as gw, Client(
-        gw.server, mode="legacy", elicitation_callback=answering("accept", [], delay=10)
-    ) as client:
+    async with (
+        gateway(tmp_path, timeout=0.5) as gw,
+        Client(gw.server, mode="legacy", elicitation_callback=answering("accept", [], delay=10)) as client,
+    ):
         started = time.monotonic()
         with pytest.raises(MCPError) as caught:
             await client.call_tool("alpha__add", {"a": 2, "b": 3})
