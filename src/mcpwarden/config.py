@@ -485,6 +485,9 @@ class ApprovalSettings(_Model):
         10, gt=0, description="New approval requests per principal per minute; more are rate-limited."
     )
     rules: tuple[ApprovalRule, ...] = Field((), description="Per principal/tool exceptions to the tiers.")
+    admin_role: str = Field(
+        "admin", min_length=1, description="Role an HTTP caller needs for /admin/approvals (list, decide)."
+    )
 
 
 class PinningSettings(_Model):

@@ -59,6 +59,8 @@ class Identity:
 
 
 ANONYMOUS = Identity("anonymous")
+# Where the HTTP authentication layer leaves the caller's Identity in the ASGI scope.
+IDENTITY_SCOPE_KEY = "mcpwarden.identity"
 
 
 @dataclass(slots=True)

@@ -46,11 +46,10 @@ from mcpwarden.auth.jwt import MAX_TOKEN_BYTES, JwtValidator, TokenError
 from mcpwarden.auth.keys import ApiKeyStore, looks_like_api_key
 from mcpwarden.auth.scopes import ToolScopes
 from mcpwarden.config import AuthSettings, Settings
-from mcpwarden.exchange import ANONYMOUS, Identity
+from mcpwarden.exchange import ANONYMOUS, IDENTITY_SCOPE_KEY, Identity
 
 logger = logging.getLogger(__name__)
 
-IDENTITY_SCOPE_KEY = "mcpwarden.identity"  # the same key transport/http.py reads
 PRM_PATH = "/.well-known/oauth-protected-resource"
 MAX_AUTHORIZATION_BYTES = MAX_TOKEN_BYTES + len("Bearer ")
 API_KEY_ISSUER = "mcpwarden"

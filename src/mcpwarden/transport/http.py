@@ -17,22 +17,20 @@ from mcp.server.transport_security import TransportSecurityMiddleware, Transport
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mcpwarden.approvals.http import ADMIN_PREFIX, approval_routes
 from mcpwarden.audit.log import SqliteAuditLog, audit_db_path
 from mcpwarden.auth.http import HttpAuth
 from mcpwarden.config import Settings
-from mcpwarden.exchange import ANONYMOUS, Identity
+from mcpwarden.exchange import ANONYMOUS, IDENTITY_SCOPE_KEY, Identity
 from mcpwarden.gateway import Gateway
 from mcpwarden.transport.wire import parse_message
 
 logger = logging.getLogger(__name__)
 
 LEGACY_SESSION_HEADER = "mcp-session-id"
-
-
-IDENTITY_SCOPE_KEY = "mcpwarden.identity"
 
 
 def http_principal(ctx: Any) -> Identity:
@@ -180,10 +178,12 @@ def build_http_app(settings: Settings, host: str = "127.0.0.1") -> Starlette:
             audit.close()
             auth.close()
 
+    admin_routes = approval_routes(settings, audit)
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             *auth.routes,
+            Mount(ADMIN_PREFIX, app=auth.wrap(Router(admin_routes, redirect_slashes=False))),
             Mount("/", app=auth.wrap(WireCheckMiddleware(auth.scope_challenge(mcp_app), security, max_body))),
         ],
         lifespan=lifespan,
