@@ -14,6 +14,7 @@ from typing import Annotated
 import anyio
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 import mcpwarden
 from mcpwarden.approvals.cli import approvals_app
@@ -69,30 +70,19 @@ def _settings(config: Path | None, example: bool) -> Settings:
     try:
         settings = load_settings(config)
     except MCPWardenError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        err.print("[red]error:[/red]", escape(str(exc)), highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     source = config or "mcpwarden.yaml"
     if not settings.servers:
         err.print(f"[red]error:[/red] {source}: no servers configured (see --example)", highlight=False)
         raise typer.Exit(2)
     try:  # a policy that cannot be compiled (bad Cedar file) stops start-up with a clear message
-        from rich.markup import escape
-
         from mcpwarden.policy import compile_policy
 
         compile_policy(settings.policy, settings.source.parent if settings.source is not None else None)
     except MCPWardenError as exc:
         err.print("[red]error:[/red]", escape(str(exc)), highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
-    unenforced: list[str] = []  # keys configured but not enforced yet (none at present)
-    if unenforced:
-        # Fail closed: running without a protection the operator asked for is worse than not running.
-        err.print(
-            f"[red]error:[/red] {source}: key '{unenforced[0]}' is not enforced by mcpwarden "
-            f"{mcpwarden.__version__} yet; refusing to serve rather than run without it",
-            highlight=False,
-        )
-        raise typer.Exit(2)
     return settings
 
 
