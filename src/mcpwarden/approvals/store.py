@@ -18,15 +18,12 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from mcpwarden.store.sqlite import open_database, transaction
+from mcpwarden.store.sqlite import LockedDatabase, transaction
 
 DB_FILE = "approvals.db"
 CALL_RETENTION = 7 * 86400.0  # seconds decided call approvals are kept
@@ -103,27 +100,15 @@ def new_approval_id() -> str:
     return "apr_" + secrets.token_hex(8)
 
 
-class ApprovalStore:
-    """One SQLite connection, serialised by a lock (the gateway calls it from its event loop)."""
+class ApprovalStore(LockedDatabase):
+    """Pending and decided approvals, shared by the gateway and the CLI."""
 
     def __init__(self, path: Path, *, create: bool = True) -> None:
-        self.path = path
-        self._db = open_database(path, create=create)
-        self._lock = threading.Lock()
-        with self._locked() as db:
-            db.executescript(_SCHEMA)
+        super().__init__(path, _SCHEMA, create=create)
 
     @classmethod
     def for_state_dir(cls, state_dir: Path, *, create: bool = True) -> ApprovalStore:
         return cls(approvals_db_path(state_dir), create=create)
-
-    def close(self) -> None:
-        self._db.close()
-
-    @contextmanager
-    def _locked(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            yield self._db
 
     # -- writing -------------------------------------------------------------------------------
 

@@ -16,17 +16,14 @@ transaction, so concurrent gateways on one state dir agree.
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from mcpwarden.pinning.diff import digest
-from mcpwarden.store.sqlite import open_database, transaction
+from mcpwarden.store.sqlite import LockedDatabase, transaction
 
 DB_FILE = "pins.db"
 PinKind = Literal["tool", "instructions"]
@@ -74,25 +71,13 @@ def pins_db_path(state_dir: Path) -> Path:
     return state_dir / DB_FILE
 
 
-class PinStore:
+class PinStore(LockedDatabase):
     def __init__(self, path: Path, *, create: bool = True) -> None:
-        self.path = path
-        self._db = open_database(path, create=create)
-        self._lock = threading.Lock()
-        with self._locked() as db:
-            db.executescript(_SCHEMA)
+        super().__init__(path, _SCHEMA, create=create)
 
     @classmethod
     def for_state_dir(cls, state_dir: Path, *, create: bool = True) -> PinStore:
         return cls(pins_db_path(state_dir), create=create)
-
-    def close(self) -> None:
-        self._db.close()
-
-    @contextmanager
-    def _locked(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            yield self._db
 
     # -- the decision --------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -94,6 +95,29 @@ def transaction(connection: sqlite3.Connection, *, immediate: bool = True) -> It
             connection.execute("ROLLBACK")
         raise
     connection.execute("COMMIT")
+
+
+class LockedDatabase:
+    """One connection to one store file, serialised by a lock, with its schema ensured on open.
+
+    The gateway calls its stores from the event loop and from worker threads; the CLI opens the
+    same files from another process (WAL keeps both working).
+    """
+
+    def __init__(self, path: Path, schema: str, *, create: bool = True) -> None:
+        self.path = path
+        self._db = open_database(path, create=create)
+        self._lock = threading.Lock()
+        with self._locked() as db:
+            db.executescript(schema)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            yield self._db
 
 
 def synchronous_level(name: Synchronous) -> int:
