@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from mcpwarden.config import RiskSettings, RiskTier
 
@@ -47,15 +47,7 @@ Category = Literal[
     "financial",
     "credential-access",
 ]
-CATEGORIES: tuple[Category, ...] = (
-    "read",
-    "write",
-    "destructive",
-    "external-communication",
-    "code-execution",
-    "financial",
-    "credential-access",
-)
+CATEGORIES: tuple[Category, ...] = get_args(Category)
 CATEGORY_TIER: dict[Category, RiskTier] = {
     "read": "low",
     "write": "medium",

@@ -38,7 +38,7 @@ from mcp.server.transport_security import TransportSecurityMiddleware, Transport
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcpwarden import reasons
 from mcpwarden.auth.jwks import JwksCache
@@ -47,6 +47,7 @@ from mcpwarden.auth.keys import ApiKeyStore, looks_like_api_key
 from mcpwarden.auth.scopes import ToolScopes
 from mcpwarden.config import AuthSettings, Settings
 from mcpwarden.exchange import ANONYMOUS, IDENTITY_SCOPE_KEY, Identity
+from mcpwarden.transport.wire import replay_body
 
 logger = logging.getLogger(__name__)
 
@@ -270,7 +271,7 @@ class HttpAuth:
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
-            await app(scope, _replay(body, receive), send)
+            await app(scope, replay_body(body, receive), send)
 
         return challenged
 
@@ -350,16 +351,3 @@ async def _read_all(receive: Receive) -> bytes:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
-
-
-def _replay(body: bytes, original: Receive) -> Receive:
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await original()
-
-    return receive

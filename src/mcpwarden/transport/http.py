@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, Router
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcpwarden.approvals.http import ADMIN_PREFIX, approval_routes
 from mcpwarden.audit.log import SqliteAuditLog, audit_db_path
@@ -26,7 +26,7 @@ from mcpwarden.auth.http import HttpAuth
 from mcpwarden.config import Settings
 from mcpwarden.exchange import ANONYMOUS, IDENTITY_SCOPE_KEY, Identity
 from mcpwarden.gateway import Gateway
-from mcpwarden.transport.wire import parse_message
+from mcpwarden.transport.wire import parse_message, replay_body
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class WireCheckMiddleware:
             if refusal is None:
                 body, refusal = await self._read_body(receive)
                 if refusal is None:
-                    receive = _replay(body, receive)
+                    receive = replay_body(body, receive)
         if refusal is not None:
             await refusal(scope, receive, send)
             return
@@ -123,20 +123,6 @@ class WireCheckMiddleware:
         if error is not None:
             return b"", Response(error.to_json(), status_code=400, media_type="application/json")
         return body, None
-
-
-def _replay(body: bytes, original: Receive) -> Receive:
-    """Hand the already-read body to the app, then the real stream (which reports disconnects)."""
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await original()
-
-    return receive
 
 
 def build_http_app(settings: Settings, host: str = "127.0.0.1") -> Starlette:

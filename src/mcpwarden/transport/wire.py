@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import mcp_types as types
+from starlette.types import Message, Receive
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,3 +62,18 @@ def check_shape(body: Any) -> WireError | None:
     elif "result" not in body and "error" not in body:
         return WireError(types.INVALID_REQUEST, "Invalid request: no method, result or error", echo_id)
     return None
+
+
+def replay_body(body: bytes, original: Receive) -> Receive:
+    """An ASGI `receive` that hands an already-read body to the app, then the real stream (which
+    reports disconnects), for middleware that must look at a body before passing it on."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await original()
+
+    return receive
