@@ -35,6 +35,7 @@ from mcp.server.subscriptions import (
 from mcp.shared.dispatcher import CallOptions, ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata
+from mcp_types.methods import serialize_server_result
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import TypeAdapter
 
@@ -330,6 +331,48 @@ class Gateway:
 
         return await self._relay(ctx, send, params.input_responses, params.request_state)
 
+    async def call_tool_wire(self, ctx: ServerRequestContext[Any, Any]) -> dict[str, Any]:
+        """`tools/call` for the fast lane (transport/fastlane.py): the same relay as `_call_tool`,
+        but the request and the result stay JSON. The upstream session's own stamp still writes
+        the request's `_meta` and headers, and its dispatcher still owns ids, timeouts, cancellation
+        and the connection-closed wake-up; only the per-message models are skipped."""
+        exchange = current_exchange()
+        target, server_id = _required(exchange.target), _required(exchange.server)
+        if self.upstreams[server_id].catalog.tool(target) is None:
+            raise MCPError(
+                types.INVALID_PARAMS,
+                f"no server exposes {exchange.exposed_name!r}",
+                {"reason": reasons.UNKNOWN_TOOL},
+            )
+        client = await self._client_for(server_id, ctx)
+        params: dict[str, Any] = {"name": target}
+        arguments = (ctx.params or {}).get("arguments")
+        if arguments is not None:
+            params["arguments"] = arguments
+        request: dict[str, Any] = {"method": "tools/call", "params": params}
+        opts: CallOptions = {}
+        forwarded_capabilities.set(_relayable_capabilities(ctx))
+        session = client.session
+        session._stamp(request, opts)  # private seams of the pinned mcp 2.3 SDK, as in upstream/
+        if session._session_read_timeout_seconds is not None:
+            opts["timeout"] = session._session_read_timeout_seconds
+        raw = await self._upstream_call(session._dispatcher.send_raw_request("tools/call", params, opts))
+        if raw.get("resultType") == "input_required":
+            try:
+                asked = types.InputRequiredResult.model_validate(raw).input_requests or {}
+            except ValueError:
+                raise _invalid_reply() from None
+            _require_client_capabilities(ctx, asked)
+        if client.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:
+            raw.setdefault("resultType", "complete")  # the SDK's reading of a 2025 result
+        _strip_upstream_identity_wire(raw)
+        try:
+            result = serialize_server_result("tools/call", ctx.protocol_version, raw)
+        except ValueError:  # pydantic's ValidationError included: a result the spec does not allow
+            raise _invalid_reply() from None
+        result["_meta"] = {**result.get("_meta", {}), _SERVER_INFO_META: self.server.server_info_stamp}
+        return result
+
     async def _get_prompt(
         self, ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams
     ) -> types.GetPromptResult | types.InputRequiredResult:
@@ -624,6 +667,18 @@ def _upstream_error(exc: MCPError) -> MCPError:
         return exc
     # The upstream's own error: keep its code and message (later guards scan and redact them).
     return MCPError(exc.code, exc.message, {**data, "reason": reasons.UPSTREAM_ERROR})
+
+
+def _invalid_reply() -> MCPError:
+    return MCPError(
+        types.INTERNAL_ERROR, "the server sent an invalid reply", {"reason": reasons.UPSTREAM_INVALID_REPLY}
+    )
+
+
+def _strip_upstream_identity_wire(result: dict[str, Any]) -> None:
+    meta = result.get("_meta")
+    if isinstance(meta, dict) and _SERVER_INFO_META in meta:
+        result["_meta"] = {key: value for key, value in meta.items() if key != _SERVER_INFO_META}
 
 
 def _strip_upstream_identity(result: Any) -> None:

@@ -9,13 +9,18 @@ goes to stderr; stdout carries only protocol messages.
 
 from __future__ import annotations
 
+import asyncio
+import io
+import json
 import logging
+import os
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
 from typing import Any, BinaryIO
 
 import anyio
+import anyio.abc
 import anyio.to_thread
 import mcp_types as types
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -26,11 +31,12 @@ from mcpwarden.audit.log import SqliteAuditLog, audit_db_path
 from mcpwarden.config import Settings
 from mcpwarden.exchange import Identity
 from mcpwarden.gateway import Gateway
+from mcpwarden.jsonlines import Oversize, split_lines
+from mcpwarden.transport.fastlane import FastCall, FastLane
 from mcpwarden.transport.wire import WireError, parse_message
 
 logger = logging.getLogger(__name__)
 
-_SKIP_CHUNK = 1 << 16
 _TOO_LARGE = WireError(types.INVALID_REQUEST, "Invalid request: message too large")
 
 
@@ -51,27 +57,9 @@ def classify_line(line: bytes) -> SessionMessage | bytes:
         )
 
 
-class _LineReader:
-    def __init__(self, stream: BinaryIO, max_bytes: int) -> None:
-        self.stream = stream
-        self.max_bytes = max_bytes
-
-    def read(self) -> bytes | None:
-        """The next line; an over-long one comes back as b"" after being skipped; None at EOF."""
-        line = self.stream.readline(self.max_bytes + 1)
-        if not line:
-            return None
-        if len(line) > self.max_bytes and not line.endswith(b"\n"):
-            while chunk := self.stream.readline(_SKIP_CHUNK):
-                if chunk.endswith(b"\n"):
-                    break
-            return b""
-        return line
-
-
 @asynccontextmanager
 async def stdio_streams(
-    stdin: BinaryIO, stdout: BinaryIO, max_line_bytes: int
+    stdin: BinaryIO, stdout: BinaryIO, max_line_bytes: int, fast_lane: FastLane | None = None
 ) -> AsyncIterator[
     tuple[MemoryObjectReceiveStream[SessionMessage | Exception], MemoryObjectSendStream[SessionMessage]]
 ]:
@@ -79,16 +67,18 @@ async def stdio_streams(
     read_send, read_recv = anyio.create_memory_object_stream[SessionMessage | Exception](16)
     write_send, write_recv = anyio.create_memory_object_stream[SessionMessage](16)
     out_send, out_recv = anyio.create_memory_object_stream[bytes](64)
-    reader = _LineReader(stdin, max_line_bytes)
+    lane = _StdioFastLane(fast_lane, out_send) if fast_lane is not None else None
 
     async def read_loop() -> None:
-        async with read_send, out_send:
-            while (line := await anyio.to_thread.run_sync(reader.read, abandon_on_cancel=True)) is not None:
-                if not line:
+        async with read_send, out_send, anyio.create_task_group() as calls:
+            async for line in split_lines(_read_chunks(stdin), max_line_bytes):
+                if isinstance(line, Oversize):
                     logger.warning("discarded a client line over %d bytes", max_line_bytes)
                     await out_send.send(_TOO_LARGE.to_json() + b"\n")
                     continue
                 if not line.strip():
+                    continue
+                if lane is not None and lane.take(line, calls):
                     continue
                 classified = classify_line(line)
                 if isinstance(classified, bytes):
@@ -102,14 +92,10 @@ async def stdio_streams(
                 data = message.message.model_dump_json(by_alias=True, exclude_unset=True)
                 await out_send.send(data.encode() + b"\n")
 
-    def write(data: bytes) -> None:
-        stdout.write(data)
-        stdout.flush()
-
     async def write_loop() -> None:
-        async with out_recv:
+        async with out_recv, _line_writer(stdout) as write:
             async for data in out_recv:
-                await anyio.to_thread.run_sync(write, data)
+                await write(data)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(read_loop)
@@ -119,6 +105,117 @@ async def stdio_streams(
             yield read_recv, write_send
         finally:
             tg.cancel_scope.cancel()
+
+
+_CHUNK = 1 << 16
+
+
+async def _read_chunks(stream: BinaryIO) -> AsyncIterator[bytes]:
+    """What arrives on `stream`, from the event loop when it can watch the descriptor (a pipe, a
+    socket or a terminal), else from a worker thread (a regular file, or an object without one)."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=_CHUNK)
+    try:
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stream)
+    except (ValueError, OSError, io.UnsupportedOperation):
+        read = getattr(stream, "read1", stream.read)
+        while chunk := await anyio.to_thread.run_sync(read, _CHUNK, abandon_on_cancel=True):
+            yield chunk
+        return
+    while chunk := await reader.read(_CHUNK):
+        yield chunk
+
+
+@asynccontextmanager
+async def _line_writer(stream: BinaryIO) -> AsyncIterator[Callable[[bytes], Awaitable[None]]]:
+    """A writer for `stream`: non-blocking on the event loop for a pipe or socket of our own; in a
+    worker thread otherwise. Making a descriptor non-blocking changes it for every holder of the
+    same open file, so a stdout that is also our stderr (2>&1) keeps blocking writes, or a log line
+    could fail when the client reads slowly."""
+    writer: asyncio.StreamWriter | None = None
+    if not _shares_stderr(stream):
+        loop = asyncio.get_running_loop()
+        with suppress(ValueError, OSError, io.UnsupportedOperation):
+            transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, stream)
+            writer = asyncio.StreamWriter(transport, protocol, None, loop)
+    if writer is None:
+
+        def write_blocking(data: bytes) -> None:
+            stream.write(data)
+            stream.flush()
+
+        async def write_in_thread(data: bytes) -> None:
+            await anyio.to_thread.run_sync(write_blocking, data)
+
+        yield write_in_thread
+        return
+
+    async def write(data: bytes) -> None:
+        assert writer is not None
+        writer.write(data)
+        await writer.drain()
+
+    try:
+        yield write
+    finally:
+        writer.close()
+
+
+def _shares_stderr(stream: BinaryIO) -> bool:
+    try:
+        ours, theirs = os.fstat(stream.fileno()), os.fstat(sys.stderr.fileno())
+    except (ValueError, OSError, io.UnsupportedOperation):
+        return True  # cannot tell: stay with blocking writes
+    return (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino)
+
+
+class _StdioFastLane:
+    """Offers the fast lane each line of a stdio client that never opened a legacy session.
+
+    A client that sends `initialize` is a legacy (2025) session, whose state the SDK holds: from
+    then on every line goes to the SDK. A cancellation of a fast call stops it here (the upstream
+    request is cancelled in turn) and, as the spec asks, gets no response.
+    """
+
+    def __init__(self, lane: FastLane, out: MemoryObjectSendStream[bytes]) -> None:
+        self.lane = lane
+        self.out = out
+        self.legacy = False
+        self.in_flight: dict[str | int, anyio.CancelScope] = {}
+
+    def take(self, line: bytes, calls: anyio.abc.TaskGroup) -> bool:
+        """True when the line was handled here; False sends it down the SDK path."""
+        if self.legacy:
+            return False
+        try:
+            body = json.loads(line)
+        except (ValueError, RecursionError):
+            return False  # the SDK path answers it with the proper error
+        call = self.lane.accept(body)
+        if call is not None and call.request_id not in self.in_flight:
+            scope = anyio.CancelScope()
+            self.in_flight[call.request_id] = scope
+            calls.start_soon(self._answer, call, scope)
+            return True
+        if not isinstance(body, dict):
+            return False
+        if body.get("method") == "initialize":
+            self.legacy = True
+        elif body.get("method") == "notifications/cancelled":
+            params = body.get("params")
+            request_id = params.get("requestId") if isinstance(params, dict) else None
+            if isinstance(request_id, str | int) and request_id in self.in_flight:
+                self.in_flight[request_id].cancel()
+                return True
+        return False
+
+    async def _answer(self, call: FastCall, scope: anyio.CancelScope) -> None:
+        try:
+            with scope:
+                response = await self.lane.answer(call)
+                await self.out.send(json.dumps(response, separators=(",", ":")).encode() + b"\n")
+        finally:
+            self.in_flight.pop(call.request_id, None)
 
 
 STDIO_IDENTITY = Identity("stdio", method="stdio")
@@ -154,10 +251,9 @@ async def serve_stdio(settings: Settings) -> None:
     try:
         async with (
             gateway.running(),
-            stdio_streams(sys.stdin.buffer, protocol_out, settings.gateway.max_request_kb * 1024) as (
-                read_stream,
-                write_stream,
-            ),
+            stdio_streams(
+                sys.stdin.buffer, protocol_out, settings.gateway.max_request_kb * 1024, FastLane(gateway)
+            ) as (read_stream, write_stream),
         ):
             await gateway.server.run(read_stream, write_stream, gateway.initialization_options())
     finally:

@@ -27,13 +27,13 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from mcp.shared.message import SessionMessage
 
 from mcpwarden import reasons
+from mcpwarden.jsonlines import Oversize, split_lines
 
 logger = logging.getLogger(__name__)
 
 # Inherited from the gateway's environment; everything else comes from the server's `env` config.
 SAFE_ENV_VARS = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER", "LOGNAME", "TERM")
 STDERR_LINE_LIMIT = 4096
-_ID_PREFIX_BYTES = 256
 _RESPONSE_ID = re.compile(rb'^\s*\{\s*"jsonrpc"\s*:\s*"2\.0"\s*,\s*"id"\s*:\s*("(?:[^"\\]|\\.)*"|-?\d+)')
 _TERMINATE_GRACE = 2.0
 
@@ -82,25 +82,13 @@ async def stdio_transport(
 
     async def read_stdout() -> None:
         assert process.stdout is not None
-        buffer = bytearray()
-        discarding: bytes | None = None  # the head of an over-long line being skipped
         try:
             async with read_send:
-                async for chunk in process.stdout:
-                    buffer.extend(chunk)
-                    while (newline := buffer.find(b"\n")) >= 0:
-                        line = bytes(buffer[:newline])
-                        del buffer[: newline + 1]
-                        if discarding is not None:
-                            await read_send.send(_oversize_reply(discarding, max_line_bytes, server_id))
-                            discarding = None
-                        elif line.strip():
-                            await read_send.send(_parse_line(line, server_id))
-                    if len(buffer) > max_line_bytes:
-                        # Never hold an over-long line: keep its head (for the id), drop the rest.
-                        if discarding is None:
-                            discarding = bytes(buffer[:_ID_PREFIX_BYTES])
-                        buffer.clear()
+                async for line in split_lines(process.stdout, max_line_bytes):
+                    if isinstance(line, Oversize):
+                        await read_send.send(_oversize_reply(line.head, max_line_bytes, server_id))
+                    elif line.strip():
+                        await read_send.send(_parse_line(line, server_id))
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream, OSError):
             pass
         finally:
