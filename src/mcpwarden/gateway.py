@@ -333,9 +333,7 @@ class Gateway:
 
     async def call_tool_wire(self, ctx: ServerRequestContext[Any, Any]) -> dict[str, Any]:
         """`tools/call` for the fast lane (transport/fastlane.py): the same relay as `_call_tool`,
-        but the request and the result stay JSON. The upstream session's own stamp still writes
-        the request's `_meta` and headers, and its dispatcher still owns ids, timeouts, cancellation
-        and the connection-closed wake-up; only the per-message models are skipped."""
+        but the request and the result stay JSON (see `Upstream.request_wire`)."""
         exchange = current_exchange()
         target, server_id = _required(exchange.target), _required(exchange.server)
         if self.upstreams[server_id].catalog.tool(target) is None:
@@ -349,14 +347,9 @@ class Gateway:
         arguments = (ctx.params or {}).get("arguments")
         if arguments is not None:
             params["arguments"] = arguments
-        request: dict[str, Any] = {"method": "tools/call", "params": params}
-        opts: CallOptions = {}
         forwarded_capabilities.set(_relayable_capabilities(ctx))
-        session = client.session
-        session._stamp(request, opts)  # private seams of the pinned mcp 2.3 SDK, as in upstream/
-        if session._session_read_timeout_seconds is not None:
-            opts["timeout"] = session._session_read_timeout_seconds
-        raw = await self._upstream_call(session._dispatcher.send_raw_request("tools/call", params, opts))
+        upstream = self.upstreams[server_id]
+        raw = await self._upstream_call(upstream.request_wire(client, "tools/call", params))
         if raw.get("resultType") == "input_required":
             try:
                 asked = types.InputRequiredResult.model_validate(raw).input_requests or {}

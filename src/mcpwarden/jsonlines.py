@@ -7,10 +7,12 @@ rest is dropped up to its newline.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
 HEAD_BYTES = 256  # of a discarded line: enough to find its id
+CHUNK_BYTES = 1 << 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,3 +45,9 @@ async def split_lines(chunks: AsyncIterable[bytes], max_line_bytes: int) -> Asyn
             if discarding is None:
                 discarding = bytes(buffer[:HEAD_BYTES])
             buffer.clear()
+
+
+async def stream_chunks(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
+    """What arrives on `reader`, as it arrives, until end of file."""
+    while chunk := await reader.read(CHUNK_BYTES):
+        yield chunk

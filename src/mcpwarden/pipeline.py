@@ -11,7 +11,6 @@ JSON-RPC error carrying a stable reason code in `error.data.reason`. A guard tha
 from __future__ import annotations
 
 import contextvars
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -19,6 +18,7 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 import mcp_types as types
+import orjson
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp_types.methods import CLIENT_REQUESTS, SPEC_CLIENT_METHODS
@@ -371,8 +371,8 @@ def _size_of(value: Any) -> int:
     if isinstance(value, BaseModel):
         return len(value.model_dump_json(by_alias=True, exclude_none=True))
     try:
-        return len(json.dumps(value, separators=(",", ":"), default=str))
-    except (TypeError, ValueError):
+        return len(orjson.dumps(value, default=str))
+    except TypeError:  # orjson.JSONEncodeError
         return 0
 
 

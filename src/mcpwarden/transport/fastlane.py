@@ -17,12 +17,12 @@ against the client's protocol version); a test holds both lanes to the same answ
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any, cast
 
 import mcp_types as types
+import orjson
 from mcp.server import ServerRequestContext
 from mcp.server.session import ServerSession
 from mcp.shared.exceptions import MCPError
@@ -67,7 +67,7 @@ class FastLane:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         # Clients send the same capability object on every request: validate each distinct one once.
-        self._capabilities: dict[str, types.ClientCapabilities] = {}
+        self._capabilities: dict[bytes, types.ClientCapabilities] = {}
 
     def accept(self, body: Any) -> FastCall | None:
         """The call this decoded message is, if it has exactly the fast lane's shape; else None."""
@@ -128,7 +128,10 @@ class FastLane:
     def _validated_capabilities(self, capabilities: Any, client_info: Any) -> types.ClientCapabilities | None:
         if not isinstance(capabilities, dict) or not isinstance(client_info, dict | None):
             return None
-        key = json.dumps([capabilities, client_info], sort_keys=True, separators=(",", ":"))
+        try:
+            key = orjson.dumps([capabilities, client_info], option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # orjson.JSONEncodeError: e.g. an integer beyond 64 bits
+            return None
         cached = self._capabilities.get(key)
         if cached is not None:
             return cached
@@ -142,3 +145,13 @@ class FastLane:
             self._capabilities.clear()
         self._capabilities[key] = validated
         return validated
+
+
+def encode_response(response: dict[str, Any]) -> bytes:
+    """One response as a line of JSON; what cannot be encoded becomes an internal error."""
+    try:
+        return orjson.dumps(response) + b"\n"
+    except TypeError:  # orjson.JSONEncodeError: a value a guard or upstream left that JSON lacks
+        logger.error("fast lane could not encode a response")
+        error = {"code": types.INTERNAL_ERROR, "message": "internal error"}
+        return orjson.dumps({"jsonrpc": "2.0", "id": response.get("id"), "error": error}) + b"\n"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import logging
 import os
 import sys
@@ -23,6 +22,7 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 import mcp_types as types
+import orjson
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
@@ -31,8 +31,8 @@ from mcpwarden.audit.log import SqliteAuditLog, audit_db_path
 from mcpwarden.config import Settings
 from mcpwarden.exchange import Identity
 from mcpwarden.gateway import Gateway
-from mcpwarden.jsonlines import Oversize, split_lines
-from mcpwarden.transport.fastlane import FastCall, FastLane
+from mcpwarden.jsonlines import CHUNK_BYTES, Oversize, split_lines, stream_chunks
+from mcpwarden.transport.fastlane import FastCall, FastLane, encode_response
 from mcpwarden.transport.wire import WireError, parse_message
 
 logger = logging.getLogger(__name__)
@@ -67,37 +67,40 @@ async def stdio_streams(
     read_send, read_recv = anyio.create_memory_object_stream[SessionMessage | Exception](16)
     write_send, write_recv = anyio.create_memory_object_stream[SessionMessage](16)
     out_send, out_recv = anyio.create_memory_object_stream[bytes](64)
-    lane = _StdioFastLane(fast_lane, out_send) if fast_lane is not None else None
 
-    async def read_loop() -> None:
-        async with read_send, out_send, anyio.create_task_group() as calls:
-            async for line in split_lines(_read_chunks(stdin), max_line_bytes):
-                if isinstance(line, Oversize):
-                    logger.warning("discarded a client line over %d bytes", max_line_bytes)
-                    await out_send.send(_TOO_LARGE.to_json() + b"\n")
-                    continue
-                if not line.strip():
-                    continue
-                if lane is not None and lane.take(line, calls):
-                    continue
-                classified = classify_line(line)
-                if isinstance(classified, bytes):
-                    await out_send.send(classified)
-                else:
-                    await read_send.send(classified)
+    async with _line_writer(stdout) as write, anyio.create_task_group() as tg:
+        lane = _StdioFastLane(fast_lane, write) if fast_lane is not None else None
 
-    async def encode_loop() -> None:
-        async with write_recv:
-            async for message in write_recv:
-                data = message.message.model_dump_json(by_alias=True, exclude_unset=True)
-                await out_send.send(data.encode() + b"\n")
+        async def read_loop() -> None:
+            try:
+                async with read_send, out_send:
+                    async for line in split_lines(_read_chunks(stdin), max_line_bytes):
+                        if isinstance(line, Oversize):
+                            logger.warning("discarded a client line over %d bytes", max_line_bytes)
+                            await out_send.send(_TOO_LARGE.to_json() + b"\n")
+                            continue
+                        if not line.strip() or (lane is not None and lane.take(line)):
+                            continue
+                        classified = classify_line(line)
+                        if isinstance(classified, bytes):
+                            await out_send.send(classified)
+                        else:
+                            await read_send.send(classified)
+            finally:
+                if lane is not None:
+                    lane.stop()
 
-    async def write_loop() -> None:
-        async with out_recv, _line_writer(stdout) as write:
-            async for data in out_recv:
-                await write(data)
+        async def encode_loop() -> None:
+            async with write_recv:
+                async for message in write_recv:
+                    data = message.message.model_dump_json(by_alias=True, exclude_unset=True)
+                    await out_send.send(data.encode() + b"\n")
 
-    async with anyio.create_task_group() as tg:
+        async def write_loop() -> None:
+            async with out_recv:
+                async for data in out_recv:
+                    await write(data)
+
         tg.start_soon(read_loop)
         tg.start_soon(encode_loop)
         tg.start_soon(write_loop)
@@ -107,22 +110,19 @@ async def stdio_streams(
             tg.cancel_scope.cancel()
 
 
-_CHUNK = 1 << 16
-
-
 async def _read_chunks(stream: BinaryIO) -> AsyncIterator[bytes]:
     """What arrives on `stream`, from the event loop when it can watch the descriptor (a pipe, a
     socket or a terminal), else from a worker thread (a regular file, or an object without one)."""
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=_CHUNK)
+    reader = asyncio.StreamReader(limit=CHUNK_BYTES)
     try:
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stream)
     except (ValueError, OSError, io.UnsupportedOperation):
         read = getattr(stream, "read1", stream.read)
-        while chunk := await anyio.to_thread.run_sync(read, _CHUNK, abandon_on_cancel=True):
+        while chunk := await anyio.to_thread.run_sync(read, CHUNK_BYTES, abandon_on_cancel=True):
             yield chunk
         return
-    while chunk := await reader.read(_CHUNK):
+    async for chunk in stream_chunks(reader):
         yield chunk
 
 
@@ -173,29 +173,28 @@ class _StdioFastLane:
     """Offers the fast lane each line of a stdio client that never opened a legacy session.
 
     A client that sends `initialize` is a legacy (2025) session, whose state the SDK holds: from
-    then on every line goes to the SDK. A cancellation of a fast call stops it here (the upstream
-    request is cancelled in turn) and, as the spec asks, gets no response.
+    then on every line goes to the SDK. Each fast call is its own task, answered straight onto the
+    pipe; a cancellation of one stops it here (the upstream request is cancelled in turn) and, as
+    the spec asks, gets no response.
     """
 
-    def __init__(self, lane: FastLane, out: MemoryObjectSendStream[bytes]) -> None:
+    def __init__(self, lane: FastLane, write: Callable[[bytes], Awaitable[None]]) -> None:
         self.lane = lane
-        self.out = out
+        self.write = write
         self.legacy = False
-        self.in_flight: dict[str | int, anyio.CancelScope] = {}
+        self.in_flight: dict[str | int, asyncio.Task[None]] = {}
 
-    def take(self, line: bytes, calls: anyio.abc.TaskGroup) -> bool:
+    def take(self, line: bytes) -> bool:
         """True when the line was handled here; False sends it down the SDK path."""
         if self.legacy:
             return False
         try:
-            body = json.loads(line)
-        except (ValueError, RecursionError):
+            body = orjson.loads(line)
+        except ValueError:
             return False  # the SDK path answers it with the proper error
         call = self.lane.accept(body)
         if call is not None and call.request_id not in self.in_flight:
-            scope = anyio.CancelScope()
-            self.in_flight[call.request_id] = scope
-            calls.start_soon(self._answer, call, scope)
+            self.in_flight[call.request_id] = asyncio.get_running_loop().create_task(self._answer(call))
             return True
         if not isinstance(body, dict):
             return False
@@ -209,11 +208,15 @@ class _StdioFastLane:
                 return True
         return False
 
-    async def _answer(self, call: FastCall, scope: anyio.CancelScope) -> None:
+    def stop(self) -> None:
+        for task in self.in_flight.values():
+            task.cancel()
+
+    async def _answer(self, call: FastCall) -> None:
         try:
-            with scope:
-                response = await self.lane.answer(call)
-                await self.out.send(json.dumps(response, separators=(",", ":")).encode() + b"\n")
+            response = await self.lane.answer(call)
+            with suppress(OSError):  # the client went away
+                await self.write(encode_response(response))
         finally:
             self.in_flight.pop(call.request_id, None)
 

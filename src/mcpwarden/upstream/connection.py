@@ -25,6 +25,7 @@ from mcp import Client
 from mcp.client.session import ClientRequestContext, ElicitationFnT, ListRootsFnT, SamplingFnT
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.shared.dispatcher import CallOptions
 from mcp.shared.exceptions import MCPError
 from mcp_types import CLIENT_CAPABILITIES_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -162,6 +163,26 @@ class Upstream:
             why = f": {self.refusal.detail}" if self.refusal is not None else ""
             raise UpstreamUnavailable(f"server {self.server_id!r} is not available{why}")
         return self._client
+
+    async def request_wire(self, client: Client, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """One request and its result as JSON, without the SDK's models (the fast lane).
+
+        The session's own stamp writes the request's `_meta` and headers (private seams of the
+        pinned mcp 2.3 SDK, as `_forward_client_capabilities`). A stdio child of this connection
+        gets the request straight on its pipe; otherwise the session's dispatcher sends it, which
+        keeps ids, timeouts, cancellation and the connection-closed wake-up with the SDK.
+        """
+        request: dict[str, Any] = {"method": method, "params": params}
+        opts: CallOptions = {}
+        session = client.session
+        session._stamp(request, opts)
+        timeout = session._session_read_timeout_seconds
+        wire = self.child.wire if self.child is not None and client is self._client else None
+        if wire is not None:
+            return await wire.send(method, request["params"], timeout)
+        if timeout is not None:
+            opts["timeout"] = timeout
+        return await session._dispatcher.send_raw_request(method, request["params"], opts)
 
     async def wait_ready(self, timeout: float) -> bool:
         with anyio.move_on_after(timeout):

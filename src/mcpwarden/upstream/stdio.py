@@ -10,24 +10,28 @@ its own process group with a minimal environment: the gateway's own secrets neve
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import re
 import signal
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 import anyio.abc
 import mcp_types as types
+import orjson
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
 
 from mcpwarden import reasons
-from mcpwarden.jsonlines import Oversize, split_lines
+from mcpwarden.jsonlines import Oversize, split_lines, stream_chunks
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +40,9 @@ SAFE_ENV_VARS = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "
 STDERR_LINE_LIMIT = 4096
 _RESPONSE_ID = re.compile(rb'^\s*\{\s*"jsonrpc"\s*:\s*"2\.0"\s*,\s*"id"\s*:\s*("(?:[^"\\]|\\.)*"|-?\d+)')
 _TERMINATE_GRACE = 2.0
+_CANCEL_NOTICE_TIMEOUT = 1.0
+_WIRE_ID_PREFIX = "mcpwarden-"
+_WIRE_ID_PREFIX_BYTES = _WIRE_ID_PREFIX.encode()
 
 
 def child_environment(configured: Mapping[str, str]) -> dict[str, str]:
@@ -44,13 +51,110 @@ def child_environment(configured: Mapping[str, str]) -> dict[str, str]:
     return base | dict(configured)
 
 
+class WireRequests:
+    """Requests the fast lane writes to the child as JSON, and their replies, picked out of the
+    child's output before the SDK would parse them into models.
+
+    The ids (`mcpwarden-N`) cannot collide with the SDK session's own integer ids. A reply that is
+    not for a waiting request (say it came after its timeout) is left to the SDK, which ignores
+    it. Timeouts and cancellations send `notifications/cancelled`, as the SDK does; when the child
+    exits every waiter fails at once with connection-closed (THREATS E14).
+    """
+
+    def __init__(self, write_line: Callable[[bytes], Awaitable[None]]) -> None:
+        self._write_line = write_line
+        self._count = 0
+        self._waiting: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
+        self._closed = False
+
+    async def send(self, method: str, params: Mapping[str, Any], timeout: float | None) -> dict[str, Any]:
+        """The result of one request; MCPError for an error reply, a timeout or a closed pipe."""
+        if self._closed:
+            raise MCPError(types.CONNECTION_CLOSED, "Connection closed")
+        self._count += 1
+        request_id = f"{_WIRE_ID_PREFIX}{self._count}"
+        answered = self._waiting[request_id] = asyncio.get_running_loop().create_future()
+        request = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+        try:
+            await self._write_line(orjson.dumps(request) + b"\n")
+            reply = await asyncio.wait_for(answered, timeout)
+        except TimeoutError:
+            await self._cancel(request_id, "timed out")
+            raise MCPError(types.REQUEST_TIMEOUT, f"no answer within {timeout} seconds") from None
+        except OSError:  # the pipe broke: the child is gone
+            raise MCPError(types.CONNECTION_CLOSED, "Connection closed") from None
+        except asyncio.CancelledError:
+            with anyio.CancelScope(shield=True):
+                await self._cancel(request_id, "cancelled by the client")
+            raise
+        finally:
+            self._waiting.pop(request_id, None)
+        return _result_of(reply)
+
+    def take_reply(self, line: bytes) -> bool:
+        """True when `line` answers a waiting request (it is then consumed here)."""
+        if not self._waiting or _WIRE_ID_PREFIX_BYTES not in line:
+            return False
+        try:
+            body = orjson.loads(line)
+        except ValueError:
+            return False
+        if not isinstance(body, dict) or "method" in body:
+            return False
+        return self.answer(body.get("id"), body)
+
+    def answer(self, request_id: Any, reply: dict[str, Any]) -> bool:
+        answered = self._waiting.get(request_id) if isinstance(request_id, str) else None
+        if answered is None or answered.done():
+            return False
+        answered.set_result(reply)
+        return True
+
+    def close(self) -> None:
+        self._closed = True
+        for answered in self._waiting.values():
+            if not answered.done():
+                answered.set_result(None)  # no reply: connection closed
+
+    async def _cancel(self, request_id: str, reason: str) -> None:
+        notice = {
+            "jsonrpc": "2.0",
+            "method": "notifications/cancelled",
+            "params": {"requestId": request_id, "reason": reason},
+        }
+        with suppress(anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+            with anyio.move_on_after(_CANCEL_NOTICE_TIMEOUT):
+                await self._write_line(orjson.dumps(notice) + b"\n")
+
+
+def _result_of(reply: dict[str, Any] | None) -> dict[str, Any]:
+    if reply is None:
+        raise MCPError(types.CONNECTION_CLOSED, "Connection closed")
+    error, result = reply.get("error"), reply.get("result")
+    if error is not None and "result" not in reply:
+        if (
+            isinstance(error, dict)
+            and isinstance(error.get("code"), int)
+            and isinstance(error.get("message"), str)
+        ):
+            raise MCPError(error["code"], error["message"], error.get("data"))
+    elif isinstance(result, dict) and "error" not in reply:
+        return result
+    raise MCPError(
+        types.INTERNAL_ERROR,
+        "the server sent an invalid reply",
+        {"reason": reasons.UPSTREAM_INVALID_REPLY, "source": "mcpwarden"},
+    )
+
+
 @dataclass
 class StdioChild:
     """What the connection manager needs to know about a running child."""
 
     argv: tuple[str, ...]
-    process: anyio.abc.Process | None = None
+    process: asyncio.subprocess.Process | None = None
     exited: anyio.Event = field(default_factory=anyio.Event)
+    wire: WireRequests | None = None
 
     @property
     def pid(self) -> int | None:
@@ -69,36 +173,53 @@ async def stdio_transport(
 ) -> AsyncIterator[
     tuple[MemoryObjectReceiveStream[SessionMessage | Exception], MemoryObjectSendStream[SessionMessage]]
 ]:
-    """Start the child and yield (read, write) streams the SDK's ClientSession accepts."""
-    process = await anyio.open_process(
-        [command, *args],
+    """Start the child and yield (read, write) streams the SDK's ClientSession accepts.
+
+    The pipes are asyncio's own streams: every request on the hot path writes one line, and
+    anyio's stream wrapper would add two event-loop round trips to each write.
+    """
+    process = await asyncio.create_subprocess_exec(
+        command,
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
         env=child_environment(env),
         cwd=cwd,
         start_new_session=True,  # our own process group, so a kill reaches grandchildren too
     )
+    assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+    stdin, stdout, stderr = process.stdin, process.stdout, process.stderr
     child.process = process
+
+    async def write_line(data: bytes) -> None:
+        stdin.write(data)
+        await stdin.drain()
+
+    wire = child.wire = WireRequests(write_line)
     read_send, read_recv = anyio.create_memory_object_stream[SessionMessage | Exception](16)
     write_send, write_recv = anyio.create_memory_object_stream[SessionMessage](16)
 
     async def read_stdout() -> None:
-        assert process.stdout is not None
         try:
             async with read_send:
-                async for line in split_lines(process.stdout, max_line_bytes):
+                async for line in split_lines(stream_chunks(stdout), max_line_bytes):
                     if isinstance(line, Oversize):
-                        await read_send.send(_oversize_reply(line.head, max_line_bytes, server_id))
-                    elif line.strip():
+                        reply = _oversize_reply(line.head, max_line_bytes, server_id)
+                        if not (isinstance(reply, SessionMessage) and _answers_wire(wire, reply)):
+                            await read_send.send(reply)
+                    elif line.strip() and not wire.take_reply(line):
                         await read_send.send(_parse_line(line, server_id))
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream, OSError):
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
             pass
         finally:
+            wire.close()
             child.exited.set()
 
     async def read_stderr() -> None:
-        assert process.stderr is not None
         pending = b""
-        with suppress(anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream, OSError):
-            async for chunk in process.stderr:
+        with suppress(OSError):
+            async for chunk in stream_chunks(stderr):
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
                 for line in lines:
@@ -110,12 +231,11 @@ async def stdio_transport(
             _log_stderr(server_id, pending)
 
     async def write_stdin() -> None:
-        assert process.stdin is not None
         with suppress(anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
             async with write_recv:
                 async for message in write_recv:
                     data = message.message.model_dump_json(by_alias=True, exclude_unset=True)
-                    await process.stdin.send(data.encode() + b"\n")
+                    await write_line(data.encode() + b"\n")
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(read_stdout)
@@ -188,17 +308,25 @@ def _oversize_reply(head: bytes, limit: int, server_id: str) -> SessionMessage |
     )
 
 
+def _answers_wire(wire: WireRequests, reply: SessionMessage) -> bool:
+    """Hand a synthesised error reply to the fast lane's waiter when it is for one of its requests."""
+    message = reply.message
+    if not isinstance(message, types.JSONRPCError):
+        return False
+    return wire.answer(message.id, message.model_dump(by_alias=True, mode="json", exclude_none=True))
+
+
 def _log_stderr(server_id: str, line: bytes) -> None:
     text = line[:STDERR_LINE_LIMIT].decode("utf-8", "replace").rstrip()
     if text:
         logger.info("upstream %s stderr: %s", server_id, text)
 
 
-async def _stop(process: anyio.abc.Process, server_id: str) -> None:
+async def _stop(process: asyncio.subprocess.Process, server_id: str) -> None:
     """Close stdin, give the child a grace period, then signal its whole process group."""
     if process.stdin is not None:
         with suppress(Exception):
-            await process.stdin.aclose()
+            process.stdin.close()
     with anyio.move_on_after(_TERMINATE_GRACE):
         await process.wait()
         return
