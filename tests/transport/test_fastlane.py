@@ -1,0 +1,120 @@
+"""The fast lane answers exactly as the SDK path does, and knows which messages are not its own.
+
+Each request is sent twice on the raw stdio wire: once plain (the fast lane takes it) and once with a
+progress token (which only the SDK path handles); both answers must match.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mcpwarden.transport.fastlane import FastLane
+from tests.support import stdio_upstream, write_config
+from tests.transport.test_stdio_wire import META, RawStdio
+
+
+@pytest.fixture
+def raw(tmp_path: Path) -> Iterator[RawStdio]:
+    config = write_config(
+        tmp_path,
+        {"alpha": stdio_upstream("alpha")},
+        gateway={"request_timeout": 2},
+        policy={"allow": [{"principal": "*", "tool": "alpha__*"}], "deny": [{"principal": "*", "tool": "alpha__pid"}]},
+    )
+    connection = RawStdio(config)
+    yield connection
+    connection.close()
+
+
+def _call(request_id: int, name: str, arguments: dict[str, Any], **meta: Any) -> dict[str, Any]:
+    params = {"name": name, "arguments": arguments, "_meta": {**META, **meta}}
+    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
+
+
+def _comparable(answer: dict[str, Any]) -> dict[str, Any]:
+    answer = copy.deepcopy(answer)
+    answer.pop("id")
+    if isinstance(answer.get("error", {}).get("data"), dict):
+        answer["error"]["data"].pop("correlation_id", None)
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("name", "arguments"),
+    [
+        ("alpha__echo", {"text": "hello"}),
+        ("alpha__add", {"a": 2, "b": 3}),  # structured content
+        ("alpha__fail", {"message": "it broke"}),  # the tool's own error result
+        ("alpha__nope", {}),  # no such tool
+        ("alpha__pid", {}),  # refused by policy
+        ("alpha__add", {"a": "two"}),  # invalid arguments, refused by the upstream
+        ("alpha__echo", {"text": "key AKIAIOSFODNN7EXAMPLE"}),  # a secret leaving in arguments
+        ("alpha__slow", {"seconds": 5}),  # upstream timeout
+    ],
+)
+def test_both_lanes_answer_alike(raw: RawStdio, name: str, arguments: dict[str, Any]) -> None:
+    fast = raw.request(_call(1, name, arguments))
+    sdk = raw.request(_call(2, name, arguments, progressToken="p"))
+    assert (fast["id"], sdk["id"]) == (1, 2)
+    assert _comparable(fast) == _comparable(sdk)
+
+
+def test_a_cancelled_fast_call_gets_no_answer_and_the_gateway_goes_on(raw: RawStdio) -> None:
+    raw.send(_json(_call(1, "alpha__slow", {"seconds": 1.5})))
+    time.sleep(0.2)
+    raw.send(_json({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}}))
+    assert raw.request(_call(2, "alpha__echo", {"text": "next"}))["id"] == 2
+    time.sleep(1.5)  # past when the slow call would have answered
+    assert raw.request(_call(3, "alpha__echo", {"text": "after"}))["id"] == 3
+
+
+def test_a_legacy_session_stays_on_the_sdk_path(raw: RawStdio) -> None:
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
+    assert raw.request(init)["result"]["protocolVersion"] == "2025-11-25"
+    raw.send(_json({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+    legacy_call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "alpha__echo", "arguments": {"text": "x"}}}
+    answer = raw.request(legacy_call)
+    assert answer["result"]["content"][0]["text"] == "x"
+    assert "resultType" not in answer["result"]  # a 2025 result, shaped by the SDK
+
+
+def _json(message: dict[str, Any]) -> bytes:
+    import json
+
+    return json.dumps(message).encode()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda m: m["params"]["_meta"].update(progressToken="p"),
+        lambda m: m["params"].update(task={"ttl": 1000}),
+        lambda m: m["params"].update(requestState="s", inputResponses={}),
+        lambda m: m["params"]["_meta"].update({"io.modelcontextprotocol/protocolVersion": "2025-11-25"}),
+        lambda m: m["params"]["_meta"].update({"io.modelcontextprotocol/clientCapabilities": {"elicitation": 5}}),
+        lambda m: m["params"]["_meta"].pop("io.modelcontextprotocol/clientCapabilities"),
+        lambda m: m["params"].pop("_meta"),
+        lambda m: m["params"].update(arguments=[1]),
+        lambda m: m["params"].update(name=7),
+        lambda m: m.update(id=True),
+        lambda m: m.update(method="tools/list"),
+        lambda m: m.update(extra=1),
+    ],
+)
+def test_anything_but_the_plain_shape_goes_to_the_sdk(change: Any) -> None:
+    lane = FastLane(gateway=None)  # type: ignore[arg-type]  # accept() never touches the gateway
+    message = _call(1, "alpha__echo", {"text": "x"})
+    assert lane.accept(copy.deepcopy(message)) is not None
+    change(message)
+    assert lane.accept(message) is None
