@@ -7,6 +7,7 @@ progress token (which only the SDK path handles); both answers must match.
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,8 @@ from mcpwarden.transport.fastlane import FastLane
 from tests.support import stdio_upstream, write_config
 from tests.transport.test_stdio_wire import META, RawStdio
 
+CAPABILITIES = "io.modelcontextprotocol/clientCapabilities"
+
 
 @pytest.fixture
 def raw(tmp_path: Path) -> Iterator[RawStdio]:
@@ -25,7 +28,10 @@ def raw(tmp_path: Path) -> Iterator[RawStdio]:
         tmp_path,
         {"alpha": stdio_upstream("alpha")},
         gateway={"request_timeout": 2},
-        policy={"allow": [{"principal": "*", "tool": "alpha__*"}], "deny": [{"principal": "*", "tool": "alpha__pid"}]},
+        policy={
+            "allow": [{"principal": "*", "tool": "alpha__*"}],
+            "deny": [{"principal": "*", "tool": "alpha__pid"}],
+        },
     )
     connection = RawStdio(config)
     yield connection
@@ -79,19 +85,26 @@ def test_a_legacy_session_stays_on_the_sdk_path(raw: RawStdio) -> None:
         "jsonrpc": "2.0",
         "id": 1,
         "method": "initialize",
-        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"},
+        },
     }
     assert raw.request(init)["result"]["protocolVersion"] == "2025-11-25"
     raw.send(_json({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-    legacy_call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "alpha__echo", "arguments": {"text": "x"}}}
+    legacy_call = {
+        "jsonrpc": "2.0",
+        "id": 2,
+        "method": "tools/call",
+        "params": {"name": "alpha__echo", "arguments": {"text": "x"}},
+    }
     answer = raw.request(legacy_call)
     assert answer["result"]["content"][0]["text"] == "x"
     assert "resultType" not in answer["result"]  # a 2025 result, shaped by the SDK
 
 
 def _json(message: dict[str, Any]) -> bytes:
-    import json
-
     return json.dumps(message).encode()
 
 
@@ -102,8 +115,10 @@ def _json(message: dict[str, Any]) -> bytes:
         lambda m: m["params"].update(task={"ttl": 1000}),
         lambda m: m["params"].update(requestState="s", inputResponses={}),
         lambda m: m["params"]["_meta"].update({"io.modelcontextprotocol/protocolVersion": "2025-11-25"}),
-        lambda m: m["params"]["_meta"].update({"io.modelcontextprotocol/clientCapabilities": {"elicitation": 5}}),
-        lambda m: m["params"]["_meta"].pop("io.modelcontextprotocol/clientCapabilities"),
+        lambda m: m["params"]["_meta"].update(
+            {"io.modelcontextprotocol/clientCapabilities": {"elicitation": 5}}
+        ),
+        lambda m: m["params"]["_meta"].pop(CAPABILITIES),
         lambda m: m["params"].pop("_meta"),
         lambda m: m["params"].update(arguments=[1]),
         lambda m: m["params"].update(name=7),

@@ -55,7 +55,11 @@ async def test_the_reply_with_our_id_is_the_result() -> None:
 async def test_an_error_reply_raises_with_the_upstreams_code() -> None:
     with pytest.raises(MCPError) as caught:
         await _send_with_reply({"error": {"code": -32602, "message": "no such tool", "data": {"x": 1}}})
-    assert (caught.value.code, caught.value.message, caught.value.error.data) == (-32602, "no such tool", {"x": 1})
+    assert (caught.value.code, caught.value.message, caught.value.error.data) == (
+        -32602,
+        "no such tool",
+        {"x": 1},
+    )
 
 
 @pytest.mark.parametrize(
