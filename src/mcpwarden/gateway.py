@@ -120,7 +120,7 @@ class Gateway:
             instructions="mcpwarden gateway: tools of server S are named S"
             + settings.gateway.separator
             + "<tool>.",
-            get_tool_input_schema=self._input_schema,
+            get_tool_input_schema=self.tool_input_schema,
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
             on_list_prompts=self._list_prompts,
@@ -252,7 +252,7 @@ class Gateway:
 
     # -- listings ------------------------------------------------------------------------------
 
-    def _input_schema(self, exposed: str) -> Mapping[str, Any] | None:
+    def tool_input_schema(self, exposed: str) -> Mapping[str, Any] | None:
         # Used by the SDK to validate `Mcp-Param-*` headers without an upstream round trip.
         split = self.router.split(exposed)
         if split is None or split[0] not in self.upstreams:

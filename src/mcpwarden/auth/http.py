@@ -47,7 +47,7 @@ from mcpwarden.auth.keys import ApiKeyStore, looks_like_api_key
 from mcpwarden.auth.scopes import ToolScopes
 from mcpwarden.config import AuthSettings, Settings
 from mcpwarden.exchange import ANONYMOUS, IDENTITY_SCOPE_KEY, Identity
-from mcpwarden.transport.wire import replay_body
+from mcpwarden.transport.wire import read_body, replay_body
 
 logger = logging.getLogger(__name__)
 
@@ -266,7 +266,7 @@ class HttpAuth:
             if scope["type"] != "http" or scope["method"] != "POST" or not isinstance(identity, Identity):
                 await app(scope, receive, send)
                 return
-            body = await _read_all(receive)
+            body = await read_body(receive)
             refusal = self._scope_refusal(scope, identity, rules, body)
             if refusal is not None:
                 await refusal(scope, receive, send)
@@ -339,15 +339,3 @@ def _origin(scope: Scope) -> str:
 
 def _quoted_safe(text: str) -> str:
     return "".join(ch for ch in text if ch.isprintable() and ch not in '"\\')
-
-
-async def _read_all(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)

@@ -13,7 +13,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
+import orjson
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from mcp.shared.inbound import (
+    ERROR_CODE_HTTP_STATUS,
+    MCP_PARAM_HEADER_PREFIX,
+    MCP_PROTOCOL_VERSION_HEADER,
+    InboundModernRoute,
+    classify_inbound_request,
+    find_duplicated_routing_header,
+    validate_mcp_param_headers,
+)
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -26,7 +38,8 @@ from mcpwarden.auth.http import HttpAuth
 from mcpwarden.config import Settings
 from mcpwarden.exchange import ANONYMOUS, IDENTITY_SCOPE_KEY, Identity
 from mcpwarden.gateway import Gateway
-from mcpwarden.transport.wire import parse_message, replay_body
+from mcpwarden.transport.fastlane import FastCall, FastLane, encode_response
+from mcpwarden.transport.wire import parse_message, read_body, replay_body
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +138,72 @@ class WireCheckMiddleware:
         return body, None
 
 
+class HttpFastLane:
+    """The HTTP front's door to the fast lane (transport/fastlane.py), in front of the SDK's app.
+
+    It takes a modern POST to the MCP endpoint only when the SDK would take it too: the fast
+    lane's body shape, no duplicated routing header, the headers agreeing with the body (the SDK's
+    own validation ladder), and `Mcp-Param-*` headers agreeing with the tool's schema. Anything
+    else, including every rejection, goes to the SDK, which answers it. As on the SDK's path, a
+    client that disconnects cancels its call, and the answer is `application/json` with the
+    status the SDK maps its error code to.
+    """
+
+    def __init__(self, app: ASGIApp, lane: FastLane, path: str) -> None:
+        self.app = app
+        self.lane = lane
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        if request.headers.get(MCP_PROTOCOL_VERSION_HEADER) not in MODERN_PROTOCOL_VERSIONS:
+            await self.app(scope, receive, send)
+            return
+        body = await read_body(receive)
+        call = self._fast_call(request, body)
+        if call is None:
+            await self.app(scope, replay_body(body, receive), send)
+            return
+        response: dict[str, Any] | None = None
+        async with anyio.create_task_group() as tg:
+
+            async def answer() -> None:
+                nonlocal response
+                response = await self.lane.answer(call, request)
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(answer)
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            tg.cancel_scope.cancel()  # the client went away: its call is cancelled upstream too
+        if response is not None:
+            error = response.get("error")
+            status = ERROR_CODE_HTTP_STATUS.get(error["code"], 200) if isinstance(error, dict) else 200
+            await Response(encode_response(response), status, media_type="application/json")(
+                scope, receive, send
+            )
+
+    def _fast_call(self, request: Request, body: bytes) -> FastCall | None:
+        try:
+            call = self.lane.accept(orjson.loads(body))
+        except ValueError:
+            return None
+        if call is None or find_duplicated_routing_header(request.headers.items()) is not None:
+            return None
+        decoded = {"jsonrpc": "2.0", "id": call.request_id, "method": "tools/call", "params": call.params}
+        if not isinstance(classify_inbound_request(decoded, headers=request.headers), InboundModernRoute):
+            return None
+        arguments = call.params.get("arguments") or {}
+        if arguments or any(name.startswith(MCP_PARAM_HEADER_PREFIX.lower()) for name in request.headers):
+            schema = self.lane.gateway.tool_input_schema(call.params["name"])
+            if schema is not None and validate_mcp_param_headers(schema, arguments, request.headers):
+                return None
+        return call
+
+
 def build_http_app(settings: Settings, host: str = "127.0.0.1") -> Starlette:
     """The whole ASGI application of `mcpwarden serve`."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -145,8 +224,15 @@ def build_http_app(settings: Settings, host: str = "127.0.0.1") -> Starlette:
 
     security = transport_security(settings, host)
     max_body = settings.gateway.max_request_kb * 1024
-    mcp_app = gateway.server.streamable_http_app(
-        streamable_http_path="/mcp", host=host, transport_security=security, max_request_body_size=max_body
+    mcp_app = HttpFastLane(
+        gateway.server.streamable_http_app(
+            streamable_http_path="/mcp",
+            host=host,
+            transport_security=security,
+            max_request_body_size=max_body,
+        ),
+        FastLane(gateway),
+        "/mcp",
     )
     # Authentication runs after Host/Origin and before the body is read; the scope challenge after
     # the body checks (see mcpwarden.auth.http). HTTP always authenticates (API keys by default).

@@ -77,3 +77,16 @@ def replay_body(body: bytes, original: Receive) -> Receive:
         return await original()
 
     return receive
+
+
+async def read_body(receive: Receive) -> bytes:
+    """The whole request body (callers have already capped its size, or replay a read one)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
