@@ -13,10 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from mcpwarden.transport.fastlane import FastLane
-from tests.support import stdio_upstream, write_config
+from tests.support import GatewayUrl, http_gateway, stdio_upstream, write_config
 from tests.transport.test_stdio_wire import META, RawStdio
 
 CAPABILITIES = "io.modelcontextprotocol/clientCapabilities"
@@ -133,3 +134,47 @@ def test_anything_but_the_plain_shape_goes_to_the_sdk(change: Any) -> None:
     assert lane.accept(copy.deepcopy(message)) is not None
     change(message)
     assert lane.accept(message) is None
+
+
+@pytest.fixture(scope="module")
+def http_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayUrl]:
+    directory = tmp_path_factory.mktemp("fastlane-http")
+    config = write_config(directory, {"alpha": stdio_upstream("alpha")}, gateway={"request_timeout": 2})
+    with http_gateway(config) as url:
+        yield url
+
+
+def _http_call(url: GatewayUrl, message: dict[str, Any], **headers: str) -> httpx.Response:
+    base = {
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+        "MCP-Protocol-Version": "2026-07-28",
+        "Mcp-Method": "tools/call",
+        "Mcp-Name": message["params"]["name"],
+    }
+    return httpx.post(url, json=message, headers={**base, **url.auth, **headers}, timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("name", "arguments"),
+    [
+        ("alpha__echo", {"text": "hello"}),
+        ("alpha__nope", {}),
+        ("alpha__add", {"a": "two"}),
+        ("alpha__echo", {"text": "key AKIAIOSFODNN7EXAMPLE"}),
+    ],
+)
+def test_both_lanes_answer_alike_over_http(
+    http_url: GatewayUrl, name: str, arguments: dict[str, Any]
+) -> None:
+    fast = _http_call(http_url, _call(1, name, arguments))
+    sdk = _http_call(http_url, _call(2, name, arguments, progressToken="p"))
+    assert fast.status_code == sdk.status_code
+    assert fast.headers["content-type"] == sdk.headers["content-type"] == "application/json"
+    assert _comparable(fast.json()) == _comparable(sdk.json())
+
+
+def test_header_disagreements_are_left_to_the_sdk(http_url: GatewayUrl) -> None:
+    mismatch = _http_call(http_url, _call(1, "alpha__echo", {"text": "x"}), **{"Mcp-Name": "alpha__add"})
+    assert mismatch.status_code == 400
+    assert mismatch.json()["error"]["code"] == -32020  # HeaderMismatch, from the SDK's ladder

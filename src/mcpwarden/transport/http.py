@@ -39,6 +39,7 @@ from mcpwarden.config import Settings
 from mcpwarden.exchange import ANONYMOUS, IDENTITY_SCOPE_KEY, Identity
 from mcpwarden.gateway import Gateway
 from mcpwarden.transport.fastlane import FastCall, FastLane, encode_response
+from mcpwarden.transport.sessions import SessionIdTranslation
 from mcpwarden.transport.wire import parse_message, read_body, replay_body
 
 logger = logging.getLogger(__name__)
@@ -224,16 +225,10 @@ def build_http_app(settings: Settings, host: str = "127.0.0.1") -> Starlette:
 
     security = transport_security(settings, host)
     max_body = settings.gateway.max_request_kb * 1024
-    mcp_app = HttpFastLane(
-        gateway.server.streamable_http_app(
-            streamable_http_path="/mcp",
-            host=host,
-            transport_security=security,
-            max_request_body_size=max_body,
-        ),
-        FastLane(gateway),
-        "/mcp",
+    sdk_app = gateway.server.streamable_http_app(
+        streamable_http_path="/mcp", host=host, transport_security=security, max_request_body_size=max_body
     )
+    mcp_app = HttpFastLane(SessionIdTranslation(sdk_app), FastLane(gateway), "/mcp")
     # Authentication runs after Host/Origin and before the body is read; the scope challenge after
     # the body checks (see mcpwarden.auth.http). HTTP always authenticates (API keys by default).
     auth = HttpAuth.from_settings(settings, security, host)
