@@ -178,3 +178,11 @@ def test_header_disagreements_are_left_to_the_sdk(http_url: GatewayUrl) -> None:
     mismatch = _http_call(http_url, _call(1, "alpha__echo", {"text": "x"}), **{"Mcp-Name": "alpha__add"})
     assert mismatch.status_code == 400
     assert mismatch.json()["error"]["code"] == -32020  # HeaderMismatch, from the SDK's ladder
+
+
+def test_a_second_request_under_an_id_in_flight_is_refused(raw: RawStdio) -> None:
+    raw.send(_json(_call(1, "alpha__slow", {"seconds": 1})))
+    raw.send(_json(_call(1, "alpha__echo", {"text": "same id"})))
+    refusal = raw.receive()
+    assert refusal["error"]["code"] == -32600 and refusal["id"] is None
+    assert raw.receive()["result"]["content"][0]["text"].startswith("slept")  # the first one, answered once

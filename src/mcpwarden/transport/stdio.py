@@ -183,6 +183,7 @@ class _StdioFastLane:
         self.write = write
         self.legacy = False
         self.in_flight: dict[str | int, asyncio.Task[None]] = {}
+        self.refusals: set[asyncio.Task[None]] = set()
 
     def take(self, line: bytes) -> bool:
         """True when the line was handled here; False sends it down the SDK path."""
@@ -193,7 +194,13 @@ class _StdioFastLane:
         except ValueError:
             return False  # the SDK path answers it with the proper error
         call = self.lane.accept(body)
-        if call is not None and call.request_id not in self.in_flight:
+        if call is not None and call.request_id in self.in_flight:
+            # THREATS E8: a second request under an id still in flight is refused, not run.
+            refusal = asyncio.get_running_loop().create_task(self._refuse_duplicate())
+            self.refusals.add(refusal)  # the loop holds tasks weakly
+            refusal.add_done_callback(self.refusals.discard)
+            return True
+        if call is not None:
             self.in_flight[call.request_id] = asyncio.get_running_loop().create_task(self._answer(call))
             return True
         if not isinstance(body, dict):
@@ -211,6 +218,11 @@ class _StdioFastLane:
     def stop(self) -> None:
         for task in self.in_flight.values():
             task.cancel()
+
+    async def _refuse_duplicate(self) -> None:
+        duplicate = WireError(types.INVALID_REQUEST, "Invalid request: this id is already in flight")
+        with suppress(OSError):
+            await self.write(duplicate.to_json() + b"\n")
 
     async def _answer(self, call: FastCall) -> None:
         try:
