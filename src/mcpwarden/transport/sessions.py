@@ -5,8 +5,9 @@ inside its session manager and offers no hook, so the HTTP front translates at i
 `Mcp-Session-Id` the SDK sends out is replaced by a fresh `secrets.token_urlsafe(32)` (43 characters,
 all within 0x21-0x7E), and an id a client sends back is mapped to the SDK's own before the SDK sees
 it. An id the gateway never issued becomes one that cannot exist, so the SDK answers 404 as for any
-unknown session; the SDK's internal ids never leave the process. A session is forgotten when it is
-deleted or reported unknown; past `max_sessions` the oldest mapping goes first.
+unknown session; the SDK's internal ids never leave the process. A mapping is forgotten when its
+session is deleted (only its owner can: the SDK binds sessions to the credential), not on a 404,
+which another principal's request also gets; past `max_sessions` the oldest mapping goes first.
 """
 
 from __future__ import annotations
@@ -45,8 +46,7 @@ class SessionIdTranslation:
                     **message,
                     "headers": [self._outgoing(name, value) for name, value in message.get("headers", [])],
                 }
-                ended = message["status"] == 404 or (scope["method"] == "DELETE" and message["status"] < 300)
-                if ours is not None and ended:
+                if ours is not None and scope["method"] == "DELETE" and message["status"] < 300:
                     self._forget(ours)
             await send(message)
 

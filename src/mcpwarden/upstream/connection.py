@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import anyio
+import httpx2
 import mcp_types as types
 from mcp import Client
 from mcp.client.session import ClientRequestContext, ElicitationFnT, ListRootsFnT, SamplingFnT
@@ -36,6 +37,7 @@ from mcpwarden.errors import UpstreamError
 from mcpwarden.exchange import Decision
 from mcpwarden.upstream.credentials import upstream_auth, upstream_headers
 from mcpwarden.upstream.stdio import StdioChild, stdio_transport
+from mcpwarden.upstream.wire import post_wire
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +129,7 @@ class Upstream:
         self.restarts = 0
         self.last_error: str | None = None
         self.child: StdioChild | None = None
+        self._http: httpx2.AsyncClient | None = None  # an HTTP upstream's client, for the fast lane
         self._on_change = on_change
         self._on_resource_updated = on_resource_updated
         self._client: Client | None = None
@@ -177,9 +180,16 @@ class Upstream:
         session = client.session
         session._stamp(request, opts)
         timeout = session._session_read_timeout_seconds
-        wire = self.child.wire if self.child is not None and client is self._client else None
+        current = client is self._client
+        wire = self.child.wire if self.child is not None and current else None
         if wire is not None:
             return await wire.send(method, request["params"], timeout)
+        if self._http is not None and current and client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            assert self.spec.url is not None
+            headers = opts.get("headers", {})
+            return await post_wire(
+                self._http, self.spec.url, method, request["params"], headers, timeout, self._max_reply_bytes
+            )
         if timeout is not None:
             opts["timeout"] = timeout
         return await session._dispatcher.send_raw_request(method, request["params"], opts)
@@ -226,6 +236,10 @@ class Upstream:
         if self._scope is not None:
             self._scope.cancel()
 
+    @property
+    def _max_reply_bytes(self) -> int:
+        return self.settings.max_result_kb * 1024 + 65536  # room for the envelope
+
     def _transport(self) -> AbstractAsyncContextManager[Any]:
         spec = self.spec
         if spec.command is not None:
@@ -235,13 +249,13 @@ class Upstream:
                 spec.args,
                 spec.env,
                 spec.cwd,
-                max_line_bytes=self.settings.max_result_kb * 1024 + 65536,  # room for the envelope
+                max_line_bytes=self._max_reply_bytes,
                 child=self.child,
                 server_id=self.server_id,
             )
         assert spec.url is not None
         # Only the gateway's own configured credentials; never the client's (THREATS A4, D16).
-        http = create_mcp_http_client(
+        http = self._http = create_mcp_http_client(
             headers=upstream_headers(self.server_id, spec),
             auth=upstream_auth(self.server_id, spec, self.settings.connect_timeout),
         )

@@ -32,6 +32,7 @@ from mcp.shared.message import SessionMessage
 
 from mcpwarden import reasons
 from mcpwarden.jsonlines import Oversize, split_lines, stream_chunks
+from mcpwarden.upstream.wire import WIRE_ID_PREFIX, result_of
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +42,7 @@ STDERR_LINE_LIMIT = 4096
 _RESPONSE_ID = re.compile(rb'^\s*\{\s*"jsonrpc"\s*:\s*"2\.0"\s*,\s*"id"\s*:\s*("(?:[^"\\]|\\.)*"|-?\d+)')
 _TERMINATE_GRACE = 2.0
 _CANCEL_NOTICE_TIMEOUT = 1.0
-_WIRE_ID_PREFIX = "mcpwarden-"
-_WIRE_ID_PREFIX_BYTES = _WIRE_ID_PREFIX.encode()
+_WIRE_ID_PREFIX_BYTES = WIRE_ID_PREFIX.encode()
 
 
 def child_environment(configured: Mapping[str, str]) -> dict[str, str]:
@@ -72,7 +72,7 @@ class WireRequests:
         if self._closed:
             raise MCPError(types.CONNECTION_CLOSED, "Connection closed")
         self._count += 1
-        request_id = f"{_WIRE_ID_PREFIX}{self._count}"
+        request_id = f"{WIRE_ID_PREFIX}{self._count}"
         answered = self._waiting[request_id] = asyncio.get_running_loop().create_future()
         request = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
         try:
@@ -89,7 +89,7 @@ class WireRequests:
             raise
         finally:
             self._waiting.pop(request_id, None)
-        return _result_of(reply)
+        return result_of(reply)
 
     def take_reply(self, line: bytes) -> bool:
         """True when `line` answers a waiting request (it is then consumed here)."""
@@ -125,26 +125,6 @@ class WireRequests:
         with suppress(anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
             with anyio.move_on_after(_CANCEL_NOTICE_TIMEOUT):
                 await self._write_line(orjson.dumps(notice) + b"\n")
-
-
-def _result_of(reply: dict[str, Any] | None) -> dict[str, Any]:
-    if reply is None:
-        raise MCPError(types.CONNECTION_CLOSED, "Connection closed")
-    error, result = reply.get("error"), reply.get("result")
-    if error is not None and "result" not in reply:
-        if (
-            isinstance(error, dict)
-            and isinstance(error.get("code"), int)
-            and isinstance(error.get("message"), str)
-        ):
-            raise MCPError(error["code"], error["message"], error.get("data"))
-    elif isinstance(result, dict) and "error" not in reply:
-        return result
-    raise MCPError(
-        types.INTERNAL_ERROR,
-        "the server sent an invalid reply",
-        {"reason": reasons.UPSTREAM_INVALID_REPLY, "source": "mcpwarden"},
-    )
 
 
 @dataclass
