@@ -89,6 +89,18 @@ def http_upstream(name: str = "fixture", legacy_only: bool = False) -> Iterator[
 
 GRANT_ALL = {"allow": [{"principal": "*", "tool": "*"}]}
 
+# A 2025-11-25 client opening a legacy session, for tests on the raw wire.
+LEGACY_INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    },
+}
+
 
 def write_config(directory: Path, servers: Mapping[str, Any], **extra: Any) -> Path:
     """A config file. HTTP callers get nothing a policy does not grant, so tests about other things

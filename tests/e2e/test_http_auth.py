@@ -19,6 +19,7 @@ from mcp import Client
 from tests.auth.tokens import ISSUER, Issuer
 from tests.support import (
     FIXTURES,
+    LEGACY_INITIALIZE,
     MCPWARDEN,
     PYTHON,
     GatewayUrl,
@@ -299,16 +300,7 @@ def test_a_session_cannot_be_used_by_another_principal_or_without_a_token(world:
     legacy = {"Accept": ACCEPT, "Content-Type": "application/json"}
     init = httpx.post(
         world.url,
-        json={
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "t", "version": "1"},
-            },
-        },
+        json=LEGACY_INITIALIZE,
         headers={**legacy, "Authorization": f"Bearer {key_a}"},
     )
     assert init.status_code == 200
@@ -364,16 +356,7 @@ def test_step_up_within_a_legacy_session_uses_the_new_tokens_scopes(world: World
     basic = world.issuer.token(scope="mcp:tools-basic")
     init = httpx.post(
         world.url,
-        json={
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "t", "version": "1"},
-            },
-        },
+        json=LEGACY_INITIALIZE,
         headers={**legacy, "Authorization": f"Bearer {basic}"},
     )
     session = {

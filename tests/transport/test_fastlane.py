@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from mcpwarden.transport.fastlane import FastLane
-from tests.support import GatewayUrl, http_gateway, stdio_upstream, write_config
+from tests.support import LEGACY_INITIALIZE, GatewayUrl, http_gateway, stdio_upstream, write_config
 from tests.transport.test_stdio_wire import META, RawStdio
 
 CAPABILITIES = "io.modelcontextprotocol/clientCapabilities"
@@ -82,16 +82,7 @@ def test_a_cancelled_fast_call_gets_no_answer_and_the_gateway_goes_on(raw: RawSt
 
 
 def test_a_legacy_session_stays_on_the_sdk_path(raw: RawStdio) -> None:
-    init = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-11-25",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "1"},
-        },
-    }
+    init = LEGACY_INITIALIZE
     assert raw.request(init)["result"]["protocolVersion"] == "2025-11-25"
     raw.send(_json({"jsonrpc": "2.0", "method": "notifications/initialized"}))
     legacy_call = {

@@ -13,7 +13,14 @@ import httpx
 import pytest
 from mcp import Client
 
-from tests.support import GatewayUrl, authenticated, http_gateway, stdio_upstream, write_config
+from tests.support import (
+    LEGACY_INITIALIZE,
+    GatewayUrl,
+    authenticated,
+    http_gateway,
+    stdio_upstream,
+    write_config,
+)
 
 META = {
     "io.modelcontextprotocol/protocolVersion": "2026-07-28",
@@ -152,16 +159,7 @@ def test_legacy_sessions(gateway_url: GatewayUrl) -> None:
 
     init = _post(
         gateway_url,
-        json={
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "t", "version": "1"},
-            },
-        },
+        json=LEGACY_INITIALIZE,
         headers=legacy,
     )
     assert init.status_code == 200

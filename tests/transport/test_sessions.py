@@ -7,19 +7,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support import GatewayUrl, http_gateway, stdio_upstream, write_config
+from tests.support import LEGACY_INITIALIZE, GatewayUrl, http_gateway, stdio_upstream, write_config
 
 LEGACY = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +20,7 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayUrl]:
 
 
 def _open(client: httpx.Client, url: GatewayUrl) -> str:
-    response = client.post(url, json=INITIALIZE, headers={**LEGACY, **url.auth})
+    response = client.post(url, json=LEGACY_INITIALIZE, headers={**LEGACY, **url.auth})
     assert response.status_code == 200
     return response.headers["mcp-session-id"]
 

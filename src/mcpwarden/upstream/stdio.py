@@ -95,13 +95,8 @@ class WireRequests:
         """True when `line` answers a waiting request (it is then consumed here)."""
         if not self._waiting or _WIRE_ID_PREFIX_BYTES not in line:
             return False
-        try:
-            body = orjson.loads(line)
-        except ValueError:
-            return False
-        if not isinstance(body, dict) or "method" in body:
-            return False
-        return self.answer(body.get("id"), body)
+        reply = _reply(line)
+        return reply is not None and self.answer(reply.get("id"), reply)
 
     def answer(self, request_id: Any, reply: dict[str, Any]) -> bool:
         answered = self._waiting.get(request_id) if isinstance(request_id, str) else None
@@ -235,9 +230,14 @@ def _parse_line(line: bytes, server_id: str) -> SessionMessage | Exception:
     # The SDK's parser would take a reply carrying both a result and an error as a result; such a
     # reply is malformed (JSON-RPC 2.0 5.) and must fail its request. The byte test keeps the
     # extra parse off the hot path.
-    if b'"error"' in line and b'"result"' in line and (reply_id := _reply_id(line)) is not None:
-        body = json.loads(line)
-        if "result" in body and "error" in body:
+    if b'"error"' in line and b'"result"' in line:
+        reply = _reply(line)
+        if (
+            reply is not None
+            and "result" in reply
+            and "error" in reply
+            and (reply_id := _id_of(reply)) is not None
+        ):
             logger.warning("upstream %s sent a reply with both result and error", server_id)
             return _error_reply(reply_id, "the server sent an invalid reply", reasons.UPSTREAM_INVALID_REPLY)
     try:
@@ -255,14 +255,22 @@ def _parse_line(line: bytes, server_id: str) -> SessionMessage | Exception:
         return _error_reply(reply_id, "the server sent an invalid reply", reasons.UPSTREAM_INVALID_REPLY)
 
 
-def _reply_id(line: bytes) -> str | int | None:
+def _reply(line: bytes) -> dict[str, Any] | None:
+    """The line as a reply (a JSON object without a method), or None."""
     try:
-        body = json.loads(line)
+        body = orjson.loads(line)
     except ValueError:
         return None
-    if not isinstance(body, dict) or "method" in body:
-        return None
-    reply_id = body.get("id")
+    return body if isinstance(body, dict) and "method" not in body else None
+
+
+def _reply_id(line: bytes) -> str | int | None:
+    reply = _reply(line)
+    return _id_of(reply) if reply is not None else None
+
+
+def _id_of(reply: dict[str, Any]) -> str | int | None:
+    reply_id = reply.get("id")
     if isinstance(reply_id, bool) or not isinstance(reply_id, str | int):
         return None
     return reply_id
