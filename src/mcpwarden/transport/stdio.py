@@ -4,7 +4,9 @@ We read and write the pipe ourselves rather than through the SDK's `stdio_server
 malformed input silently: a client that sends broken JSON must get `-32700`, a batch or a wrong
 shape `-32600`, and the stream must stay usable (THREATS E1-E3). Lines are capped before parsing
 (E4): an over-long line is skipped up to its newline, never held whole. Everything the gateway logs
-goes to stderr; stdout carries only protocol messages.
+goes to stderr; stdout carries only protocol messages. The pipes are watched by the event loop, and
+a modern client's plain `tools/call` is offered to the fast lane (transport/fastlane.py) before the
+SDK parses it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from contextlib import asynccontextmanager, suppress
 from typing import Any, BinaryIO
 
 import anyio
-import anyio.abc
 import anyio.to_thread
 import mcp_types as types
 import orjson

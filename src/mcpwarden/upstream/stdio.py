@@ -11,7 +11,6 @@ its own process group with a minimal environment: the gateway's own secrets neve
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import re
@@ -23,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-import anyio.abc
 import mcp_types as types
 import orjson
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -288,9 +286,12 @@ def _oversize_reply(head: bytes, limit: int, server_id: str) -> SessionMessage |
     waiting; the connection itself stays up."""
     logger.warning("upstream %s wrote a line over %d bytes; it was discarded", server_id, limit)
     match = _RESPONSE_ID.search(head)
-    if match is None:
+    try:
+        request_id = orjson.loads(match.group(1)) if match is not None else None
+    except ValueError:  # e.g. an integer id beyond 64 bits: no request of ours
+        request_id = None
+    if not isinstance(request_id, str | int):
         return ValueError(f"discarded a line over {limit} bytes")
-    request_id = json.loads(match.group(1))
     return _error_reply(
         request_id, f"the server's answer is over the {limit}-byte limit", reasons.RESULT_TOO_LARGE
     )
