@@ -14,6 +14,10 @@ class CatalogView(Protocol):
     def tool(self, server_id: str, name: str) -> Mapping[str, Any] | None:
         """The tool's definition (wire JSON, the upstream's own name), or None if not listed."""
 
+    def definition(self, server_id: str, kind: str, key: str) -> Mapping[str, Any] | None:
+        """A listed prompt (by name), resource (by URI) or resource template (by URI template),
+        as wire JSON in the upstream's own names, or None if not listed."""
+
     def instructions(self, server_id: str) -> str | None:
         """The server's instructions from its last handshake or discovery."""
 

@@ -174,6 +174,10 @@ class Gateway:
         upstream = self.upstreams.get(server_id)
         return upstream.catalog.tool_wire.get(name) if upstream is not None else None
 
+    def definition(self, server_id: str, kind: str, key: str) -> Mapping[str, Any] | None:
+        upstream = self.upstreams.get(server_id)
+        return upstream.catalog.wire.get(kind, {}).get(key) if upstream is not None else None
+
     def instructions(self, server_id: str) -> str | None:
         upstream = self.upstreams.get(server_id)
         return upstream.catalog.instructions if upstream is not None else None

@@ -81,3 +81,48 @@ async def test_rug_pull_is_withheld_until_approved(tmp_path: Path, how: str) -> 
         assert (await client.call_tool("facts__fact_of_the_day", {})).is_error is False
     assert cli(config, "pins", "approve", "facts__fact_of_the_day").returncode == 1  # nothing pending
     assert int(counter.read_text()) >= 2
+
+
+async def test_prompts_and_resources_are_pinned_too(tmp_path: Path) -> None:
+    """The same rug pull on a prompt and a resource: withheld, refused, shown, approved."""
+    server = {
+        "command": PYTHON,
+        "args": [str(FIXTURES / "rugpull_server.py")],
+        "env": {"RUGPULL_COUNTER": str(tmp_path / "listings"), "RUGPULL_AFTER": "2"},
+    }
+    config = write_config(tmp_path, {"facts": server}, content={"enabled": False})
+    resource = "mcpwarden://facts/facts://today"
+
+    async def prompts(client: Any) -> set[str]:
+        return {prompt.name for prompt in (await client.list_prompts()).prompts}
+
+    async def resources(client: Any) -> set[str]:
+        return {str(item.uri) for item in (await client.list_resources()).resources}
+
+    async with gateway_client("stdio", config) as client:
+        assert "facts__daily_briefing" in await prompts(client)  # pinned on first sight
+        assert resource in await resources(client)
+        with pytest.raises(MCPError):
+            await client.call_tool("facts__crash", {})  # restarted: listed again, now poisoned
+        with anyio.fail_after(20):
+            while "facts__daily_briefing" in await prompts(client):
+                await anyio.sleep(0.1)
+        assert resource not in await resources(client)
+        with pytest.raises(MCPError) as caught:
+            await client.get_prompt("facts__daily_briefing")
+        assert caught.value.data["reason"] == "tool-definition-changed"
+        with pytest.raises(MCPError) as caught:
+            await client.read_resource(resource)
+        assert caught.value.data["reason"] == "tool-definition-changed"
+
+        pending = json.loads(cli(config, "pins", "list", "--format", "json").stdout)["pending"]
+        targets = {p["target"]: p for p in pending}
+        assert "~/.ssh/id_rsa" in targets["facts__daily_briefing"]["diff"]
+        assert targets[resource]["change"] == "changed"
+
+        assert cli(config, "pins", "approve", "facts__daily_briefing").returncode == 0
+        assert cli(config, "pins", "approve", resource).returncode == 0
+        assert "facts__daily_briefing" in await prompts(client)
+        assert resource in await resources(client)
+        assert (await client.get_prompt("facts__daily_briefing")).messages
+        assert (await client.read_resource(resource)).contents

@@ -177,3 +177,9 @@ def test_a_second_request_under_an_id_in_flight_is_refused(raw: RawStdio) -> Non
     refusal = raw.receive()
     assert refusal["error"]["code"] == -32600 and refusal["id"] is None
     assert raw.receive()["result"]["content"][0]["text"].startswith("slept")  # the first one, answered once
+
+
+def test_whitespace_around_a_header_value_is_not_part_of_it(http_url: GatewayUrl) -> None:
+    answer = _http_call(http_url, _call(1, "alpha__echo", {"text": "x"}), **{"Mcp-Name": "  alpha__echo\t"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["result"]["content"][0]["text"] == "x"

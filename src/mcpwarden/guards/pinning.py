@@ -1,8 +1,12 @@
-"""Rug-pull protection: tool definitions and server instructions are pinned on first use.
+"""Rug-pull protection: tool, prompt and resource definitions and server instructions are pinned
+on first use.
 
-Re-checked at every `tools/list` (after any upstream re-list, list-changed or restart, the
-gateway's catalog holds the new definitions and the next listing shows them) and at every
-`tools/call`, against `state_dir/pins.db` (`pinning/store.py`), keyed by the configured server id:
+Re-checked at every listing (after any upstream re-list, list-changed or restart, the gateway's
+catalog holds the new definitions and the next listing shows them) and at every `tools/call`,
+`prompts/get` and `resources/read`, against `state_dir/pins.db` (`pinning/store.py`), keyed by the
+configured server id. Prompts, resources and resource templates follow the same rules as tools
+below, each kind with its own first listing (a prompt's text reaches the model as surely as a
+tool's description does):
 
 - the first listing of a server pins its instructions and every tool it offers (trust on first
   use); a call before any listing pins that tool and the instructions;
@@ -27,9 +31,16 @@ from mcpwarden import reasons
 from mcpwarden.catalog import CatalogView
 from mcpwarden.config import Settings
 from mcpwarden.exchange import ALLOW, Decision, Exchange, deny
-from mcpwarden.pinning.diff import instructions_definition, tool_definition
+from mcpwarden.pinning.diff import (
+    URI_KINDS,
+    DefinitionKind,
+    definition_of,
+    exposed_label,
+    instructions_definition,
+)
 from mcpwarden.pinning.store import Observation, PinStore
 from mcpwarden.pipeline import BaseGuard
+from mcpwarden.router import Router
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +61,9 @@ class PinningGuard(BaseGuard):
         self.server_ids = server_ids
         self.separator = separator
         self.trust_new_tools = trust_new_tools
-        # (server, tool) -> (definition object, instructions) last found approved.
-        self._verified: dict[tuple[str, str], tuple[object, str | None]] = {}
+        self.router = Router(separator, server_ids)
+        # (server, kind, name) -> (definition object, instructions) last found approved.
+        self._verified: dict[tuple[str, str, str], tuple[object, str | None]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, catalog: CatalogView | None = None) -> PinningGuard | None:
@@ -68,14 +80,15 @@ class PinningGuard(BaseGuard):
     # -- calls ---------------------------------------------------------------------------------
 
     async def check_request(self, exchange: Exchange) -> Decision:
-        if exchange.method != "tools/call" or exchange.server is None or exchange.target is None:
+        kind = _CALLS.get(exchange.method)
+        if kind is None or exchange.server is None or exchange.target is None:
             return ALLOW
-        server, tool = exchange.server, exchange.target
-        definition = self.catalog.tool(server, tool) if self.catalog is not None else None
+        server, name = exchange.server, exchange.target
+        definition = self._definition(server, kind, name)
         if self.catalog is not None and definition is None:
             return ALLOW  # not listed (or not connected yet): the gateway refuses it as unknown
         instructions = self.catalog.instructions(server) if self.catalog is not None else None
-        verified = self._verified.get((server, tool))
+        verified = self._verified.get((server, kind, name))
         if verified is not None and verified[0] is definition and verified[1] == instructions:
             # Unchanged since it was last found approved (approval only ever moves pending to ok,
             # and a changed definition arrives as a new object): no store round trip per call.
@@ -86,21 +99,28 @@ class PinningGuard(BaseGuard):
             )
         if definition is not None:
             state = self.store.observe(
-                server, "tool", tool, tool_definition(definition), trust_new=self._trust_new(server)
+                server, kind, name, definition_of(kind, definition), trust_new=self._trust_new(server, kind)
             )
         else:
-            state = "pending" if self.store.has_pending(server, "tool", tool) else "ok"
+            state = "pending" if self.store.has_pending(server, kind, name) else "ok"
         if state == "pending":
             return self._refuse(
                 exchange,
                 f"the definition of {exchange.exposed_name} changed (or it is new) since it was approved",
-                f"{server}{self.separator}{tool}",
+                exposed_label(server, kind, name, self.separator),
             )
         if state == "pinned":
             exchange.metadata.setdefault("audit", {})["pinned"] = [exchange.exposed_name]
         if definition is not None:
-            self._verified[(server, tool)] = (definition, instructions)
+            self._verified[(server, kind, name)] = (definition, instructions)
         return ALLOW
+
+    def _definition(self, server: str, kind: DefinitionKind, name: str) -> Mapping[str, Any] | None:
+        if self.catalog is None:
+            return None
+        return (
+            self.catalog.tool(server, name) if kind == "tool" else self.catalog.definition(server, kind, name)
+        )
 
     def _refuse(self, exchange: Exchange, what: str, approve_target: str) -> Decision:
         exchange.metadata.setdefault("audit", {})["pin_changed"] = approve_target
@@ -115,28 +135,30 @@ class PinningGuard(BaseGuard):
 
     async def check_response(self, exchange: Exchange) -> Decision:
         result = exchange.result
-        if exchange.method != "tools/list" or not isinstance(result, dict):
+        listing = _LISTINGS.get(exchange.method)
+        if listing is None or not isinstance(result, dict):
             return ALLOW
-        tools = result.get("tools")
-        if not isinstance(tools, list):
+        field, kind, key = listing
+        entries = result.get(field)
+        if not isinstance(entries, list):
             return ALLOW
         by_server: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
-        for entry in tools:
-            split = self._split(entry.get("name")) if isinstance(entry, dict) else None
+        for entry in entries:
+            split = self._split(kind, entry.get(key)) if isinstance(entry, dict) else None
             if split is not None:
                 by_server.setdefault(split[0], []).append((split[1], entry))
         allowed: set[int] = set()
         withheld: list[str] = []
         pinned: list[str] = []
-        for server, entries in by_server.items():
-            seen = self.store.server_seen(server)
+        for server, named in by_server.items():
+            seen = self.store.server_seen(server, kind)
             trust = self.trust_new_tools or not seen
             server_held = self._instructions(server) == "pending"
-            for name, entry in entries:
+            for name, entry in named:
                 state: Observation = self.store.observe(
-                    server, "tool", name, tool_definition(entry), trust_new=trust
+                    server, kind, name, definition_of(kind, entry), trust_new=trust
                 )
-                exposed = f"{server}{self.separator}{name}"
+                exposed = exposed_label(server, kind, name, self.separator)
                 if state == "pending" or server_held:
                     withheld.append(exposed)
                     continue
@@ -144,26 +166,26 @@ class PinningGuard(BaseGuard):
                     pinned.append(exposed)
                 allowed.add(id(entry))
             if not seen:
-                self.store.mark_seen(server)
+                self.store.mark_seen(server, kind)
         kept = [
             entry
-            for entry in tools
-            if id(entry) in allowed or (isinstance(entry, dict) and self._split(entry.get("name")) is None)
+            for entry in entries
+            if id(entry) in allowed or (isinstance(entry, dict) and self._split(kind, entry.get(key)) is None)
         ]
         if withheld:
             logger.warning(
-                "withheld %d changed or new tools until reviewed: %s", len(withheld), ", ".join(withheld)
+                "withheld %d changed or new %ss until reviewed: %s", len(withheld), kind, ", ".join(withheld)
             )
-            exchange.metadata.setdefault("audit", {})["withheld_changed_tools"] = withheld[:50]
+            exchange.metadata.setdefault("audit", {})[f"withheld_changed_{kind}s"] = withheld[:50]
         if pinned:
             exchange.metadata.setdefault("audit", {})["pinned"] = pinned[:50]
-        result["tools"] = kept
+        result[field] = kept
         return ALLOW
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _trust_new(self, server: str) -> bool:
-        return self.trust_new_tools or not self.store.server_seen(server)
+    def _trust_new(self, server: str, kind: DefinitionKind) -> bool:
+        return self.trust_new_tools or not self.store.server_seen(server, kind)
 
     def _instructions(self, server: str) -> Observation:
         if self.catalog is None:
@@ -177,10 +199,21 @@ class PinningGuard(BaseGuard):
             trust_new=True,
         )
 
-    def _split(self, name: object) -> tuple[str, str] | None:
-        if not isinstance(name, str):
+    def _split(self, kind: DefinitionKind, exposed: object) -> tuple[str, str] | None:
+        if not isinstance(exposed, str):
             return None
-        server, sep, tool = name.partition(self.separator)
-        if not sep or not tool or server not in self.server_ids:
-            return None
-        return server, tool
+        return self.router.split_uri(exposed) if kind in URI_KINDS else self.router.split(exposed)
+
+
+# What each listing carries: (result field, pinned kind, the field naming an entry).
+_LISTINGS: dict[str, tuple[str, DefinitionKind, str]] = {
+    "tools/list": ("tools", "tool", "name"),
+    "prompts/list": ("prompts", "prompt", "name"),
+    "resources/list": ("resources", "resource", "uri"),
+    "resources/templates/list": ("resourceTemplates", "template", "uriTemplate"),
+}
+_CALLS: dict[str, DefinitionKind] = {
+    "tools/call": "tool",
+    "prompts/get": "prompt",
+    "resources/read": "resource",
+}

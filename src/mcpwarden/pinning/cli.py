@@ -2,8 +2,9 @@
 
 `list` shows, per server, how many definitions are pinned and every change awaiting review as a
 unified diff (pinned -> now; invisible characters as \\uXXXX escapes), plus start commands waiting
-for approval. `approve SERVER__TOOL` pins the reviewed definition of one tool; `approve SERVER`
-pins everything pending for that server (tools, instructions, and its start command). The gateway
+for approval. `approve SERVER__TOOL` pins the reviewed definition of one tool (or prompt;
+`approve mcpwarden://SERVER/<uri>` one resource or template); `approve SERVER` pins everything
+pending for that server (its definitions, instructions, and start command). The gateway
 picks the change up at the next listing or call; nothing needs a restart.
 
 Exit codes: 0 done, 1 nothing awaiting review for that target, 2 bad configuration.
@@ -22,8 +23,9 @@ from rich.markup import escape
 from mcpwarden import reasons
 from mcpwarden.approvals.cli import ConfigOption, decider, load, record
 from mcpwarden.approvals.store import ApprovalStore, approvals_db_path
-from mcpwarden.pinning.diff import render_diff
+from mcpwarden.pinning.diff import exposed_label, render_diff
 from mcpwarden.pinning.store import PinStore, pins_db_path
+from mcpwarden.router import Router
 
 pins_app = typer.Typer(
     name="pins",
@@ -64,7 +66,10 @@ def list_command(
             approvals.close()
 
     def label(server: str, kind: str, name: str) -> str:
-        return f"{server}{separator}{name}" if kind == "tool" else f"{server} (instructions)"
+        return exposed_label(server, kind, name, separator)
+
+    def approve_target(server: str, kind: str, name: str) -> str:
+        return server if kind == "instructions" else label(server, kind, name)
 
     if output is OutputFormat.JSON:
         document: dict[str, Any] = {
@@ -83,7 +88,7 @@ def list_command(
                     "server": c.server,
                     "kind": c.kind,
                     "name": c.name,
-                    "target": f"{c.server}{separator}{c.name}" if c.kind == "tool" else c.server,
+                    "target": approve_target(c.server, c.kind, c.name),
                     "change": "new" if c.previous is None else "changed",
                     "digest": c.digest,
                     "diff": render_diff(c.previous, c.definition, label(c.server, c.kind, c.name)),
@@ -104,8 +109,8 @@ def list_command(
         out.print("no changes are awaiting review", markup=False)
         return
     for change in pending:
-        target = f"{change.server}{separator}{change.name}" if change.kind == "tool" else change.server
-        what = "new tool" if change.previous is None else "changed"
+        target = approve_target(change.server, change.kind, change.name)
+        what = f"new {change.kind}" if change.previous is None else "changed"
         title = escape(label(change.server, change.kind, change.name))
         out.print(
             f"\n[bold]{title}[/bold]: {what}, awaiting review (`mcpwarden pins approve {escape(target)}`)"
@@ -126,13 +131,21 @@ def list_command(
 @pins_app.command("approve")
 def approve_command(
     target: Annotated[
-        str, typer.Argument(metavar="SERVER[__TOOL]", help="A server id, or one exposed tool name.")
+        str,
+        typer.Argument(
+            metavar="SERVER[__TOOL]",
+            help="A server id, or one exposed name: a tool or prompt (SERVER__NAME), a resource or "
+            "template (mcpwarden://SERVER/<uri>).",
+        ),
     ],
     config: ConfigOption = None,
 ) -> None:
-    """Accept what is pending for a server (all of it) or for one of its tools."""
+    """Accept what is pending for a server (all of it) or for one of its tools, prompts or resources."""
     settings = load(config)
-    server, sep, tool = target.partition(settings.gateway.separator)
+    router = Router(settings.gateway.separator, settings.servers)
+    named = router.split_uri(target) or router.split(target)
+    server, name = named if named is not None else (target, None)
+    sep = name is not None
     if server not in settings.servers:
         err.print(f"no server {escape(server)!r} in the configuration")
         raise typer.Exit(1)
@@ -141,11 +154,9 @@ def approve_command(
     if pins_db_path(settings.state_dir).exists():
         store = PinStore.for_state_dir(settings.state_dir)
         try:
-            for change in store.approve(server, tool if sep else None, who):
+            for change in store.approve(server, name, who):
                 approved.append(
-                    f"{change.server}{settings.gateway.separator}{change.name}"
-                    if change.kind == "tool"
-                    else f"{change.server} (instructions)"
+                    exposed_label(change.server, change.kind, change.name, settings.gateway.separator)
                 )
         finally:
             store.close()

@@ -3,8 +3,10 @@
 A tool's pinned definition is its `title`, `description`, `inputSchema`, `outputSchema` and
 `annotations` (everything that reaches the model or steers a client), as canonical JSON (sorted
 keys, no whitespace), so reordered keys or reformatted JSON never look like a change while any
-changed character does. `_meta` and `icons` are left out: bookkeeping, not instructions. A server's
-instructions are pinned the same way, as `{"instructions": text}`.
+changed character does. `_meta` and `icons` are left out: bookkeeping, not instructions. Prompts,
+resources and resource templates are pinned by the same rule over their own descriptive fields
+(`PINNED_FIELDS`); the key they are listed under (a prompt's name, a resource's URI, a template's
+URI template) names the pin instead. A server's instructions are pinned as `{"instructions": text}`.
 """
 
 from __future__ import annotations
@@ -13,16 +15,38 @@ import difflib
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from mcpwarden.audit.events import canonical_json
+from mcpwarden.router import RESOURCE_SCHEME
 
-PINNED_TOOL_FIELDS = ("title", "description", "inputSchema", "outputSchema", "annotations")
+DefinitionKind = Literal["tool", "prompt", "resource", "template"]
+PinKind = Literal["tool", "prompt", "resource", "template", "instructions"]
+PINNED_FIELDS: dict[DefinitionKind, tuple[str, ...]] = {
+    "tool": ("title", "description", "inputSchema", "outputSchema", "annotations"),
+    "prompt": ("title", "description", "arguments"),
+    "resource": ("name", "title", "description", "mimeType", "annotations"),
+    "template": ("name", "title", "description", "mimeType", "annotations"),
+}
+URI_KINDS = frozenset({"resource", "template"})  # exposed as mcpwarden://SERVER/<uri>
+
+
+def definition_of(kind: DefinitionKind, entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The pinned part of a listed entry (wire JSON, camelCase); absent and null fields are the same."""
+    return {key: _strip_nulls(entry[key]) for key in PINNED_FIELDS[kind] if entry.get(key) is not None}
 
 
 def tool_definition(tool: Mapping[str, Any]) -> dict[str, Any]:
-    """The pinned part of a tool (wire JSON, camelCase); absent and null fields are the same."""
-    return {key: _strip_nulls(tool[key]) for key in PINNED_TOOL_FIELDS if tool.get(key) is not None}
+    return definition_of("tool", tool)
+
+
+def exposed_label(server: str, kind: str, name: str, separator: str) -> str:
+    """What a pin is called where users see it: the name clients use (and `pins approve` takes)."""
+    if kind == "instructions":
+        return f"{server} (instructions)"
+    if kind in URI_KINDS:
+        return f"{RESOURCE_SCHEME}{server}/{name}"
+    return f"{server}{separator}{name}"
 
 
 def instructions_definition(instructions: str | None) -> dict[str, Any]:

@@ -1,13 +1,15 @@
 """Pins and changes awaiting review, in `state_dir/pins.db`, keyed by the configured server id.
 
 Three tables:
-- `pins`: the approved definition of each (server, kind, name); kind is `tool` or `instructions`
-  (name ""). Keyed by the server id from the config — never by a command line that may hold secrets.
+- `pins`: the approved definition of each (server, kind, name); kind is `tool`, `prompt`,
+  `resource`, `template` or `instructions` (name ""). Keyed by the server id from the config —
+  never by a command line that may hold secrets.
 - `pending`: a definition seen that differs from its pin, or a tool that is new since the server
   was first pinned; it stays until `mcpwarden pins approve` (which pins exactly the definition
   shown in `pins list`; if the server changes again, the pending entry follows it).
 - `servers`: when each server was first pinned (trust on first use: what a server offers the first
-  time it is listed is pinned without review).
+  time it is listed is pinned without review), per kind: a server's first tool listing is recorded
+  under its id, its first prompt listing under `<id>/prompt`, and so on (ids cannot hold `/`).
 
 `observe` is the one decision: it compares what a server offers now with the pin, in one
 transaction, so concurrent gateways on one state dir agree.
@@ -22,11 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from mcpwarden.pinning.diff import digest
+from mcpwarden.pinning.diff import DefinitionKind, PinKind, digest
 from mcpwarden.store.sqlite import LockedDatabase, transaction
 
 DB_FILE = "pins.db"
-PinKind = Literal["tool", "instructions"]
 Observation = Literal["ok", "pinned", "pending"]
 
 _SCHEMA = """
@@ -143,14 +144,19 @@ class PinStore(LockedDatabase):
             ).fetchone()
         return row is not None
 
-    def server_seen(self, server: str) -> bool:
+    def server_seen(self, server: str, kind: DefinitionKind = "tool") -> bool:
+        """Whether this server has listed this kind of definition before (then new ones need review)."""
         with self._locked() as db:
-            return db.execute("SELECT 1 FROM servers WHERE server = ?", (server,)).fetchone() is not None
+            row = db.execute("SELECT 1 FROM servers WHERE server = ?", (_seen_key(server, kind),)).fetchone()
+        return row is not None
 
-    def mark_seen(self, server: str, now: float | None = None) -> None:
+    def mark_seen(self, server: str, kind: DefinitionKind = "tool", now: float | None = None) -> None:
         now = time.time() if now is None else now
         with self._locked() as db, transaction(db):
-            db.execute("INSERT OR IGNORE INTO servers (server, first_seen) VALUES (?, ?)", (server, now))
+            db.execute(
+                "INSERT OR IGNORE INTO servers (server, first_seen) VALUES (?, ?)",
+                (_seen_key(server, kind), now),
+            )
 
     # -- review --------------------------------------------------------------------------------
 
@@ -191,9 +197,12 @@ class PinStore(LockedDatabase):
     def approve(
         self, server: str, name: str | None, approved_by: str, now: float | None = None
     ) -> list[PendingChange]:
-        """Pin what is pending for a server (name None: all of it) or one tool; returns what was."""
+        """Pin what is pending for a server (name None: all of it) or one named definition (a tool,
+        prompt, resource URI or template); returns what was pinned."""
         now = time.time() if now is None else now
-        changes = [c for c in self.pending(server) if name is None or (c.kind == "tool" and c.name == name)]
+        changes = [
+            c for c in self.pending(server) if name is None or (c.kind != "instructions" and c.name == name)
+        ]
         with self._locked() as db, transaction(db):
             for change in changes:
                 db.execute(
@@ -216,3 +225,7 @@ class PinStore(LockedDatabase):
                     (change.server, change.kind, change.name, change.digest),
                 )
         return changes
+
+
+def _seen_key(server: str, kind: DefinitionKind) -> str:
+    return server if kind == "tool" else f"{server}/{kind}"

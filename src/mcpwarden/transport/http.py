@@ -91,6 +91,9 @@ class WireCheckMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # A field value excludes the whitespace around it (RFC 9110 5.5); the httptools parser keeps
+        # it, and `Mcp-Name:  tool ` must still match the body's name (conformance sep-2243).
+        scope = {**scope, "headers": [(name, value.strip(b" \t")) for name, value in scope["headers"]]}
         request = Request(scope)
         refusal = await self.security.validate_request(request, is_post=False)
         if refusal is None and scope["method"] == "POST":

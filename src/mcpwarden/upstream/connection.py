@@ -103,6 +103,8 @@ class Catalog:
     tool_index: Mapping[str, types.Tool] = field(default_factory=dict)  # by the server's own name
     # The same definitions as wire JSON, dumped once per listing: guards read them on every call.
     tool_wire: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Prompts by name, resources by URI, templates by URI template, as wire JSON (for pinning).
+    wire: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
 
     def tool(self, name: str) -> types.Tool | None:
         return self.tool_index.get(name)
@@ -378,8 +380,15 @@ class Upstream:
             elif "resources" in kinds:
                 resources, templates = (), ()
         index = {tool.name: tool for tool in tools}
-        wire = {tool.name: tool.model_dump(by_alias=True, mode="json", exclude_none=True) for tool in tools}
-        return Catalog(tools, prompts, resources, templates, instructions, time.time(), index, wire)
+        tool_wire = {tool.name: _wire(tool) for tool in tools}
+        wire = {
+            "prompt": {prompt.name: _wire(prompt) for prompt in prompts},
+            "resource": {str(resource.uri): _wire(resource) for resource in resources},
+            "template": {template.uri_template: _wire(template) for template in templates},
+        }
+        return Catalog(
+            tools, prompts, resources, templates, instructions, time.time(), index, tool_wire, wire
+        )
 
     async def _paginate(self, list_page: Callable[..., Awaitable[Any]], field: str) -> tuple[Any, ...]:
         items: list[Any] = []
@@ -442,6 +451,11 @@ class Upstream:
             logger.info("upstream %s offers no change subscription: %s", self.server_id, _describe(exc))
         except Exception as exc:
             logger.info("upstream %s change subscription ended: %s", self.server_id, _describe(exc))
+
+
+def _wire(definition: Any) -> dict[str, Any]:
+    dumped: dict[str, Any] = definition.model_dump(by_alias=True, mode="json", exclude_none=True)
+    return dumped
 
 
 def _describe(exc: BaseException) -> str:
