@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -180,6 +181,21 @@ def test_a_second_request_under_an_id_in_flight_is_refused(raw: RawStdio) -> Non
 
 
 def test_whitespace_around_a_header_value_is_not_part_of_it(http_url: GatewayUrl) -> None:
-    answer = _http_call(http_url, _call(1, "alpha__echo", {"text": "x"}), **{"Mcp-Name": "  alpha__echo\t"})
-    assert answer.status_code == 200, answer.text
-    assert answer.json()["result"]["content"][0]["text"] == "x"
+    # Clients' HTTP libraries refuse to send such a header, so this request is written by hand.
+    body = json.dumps(_call(1, "alpha__echo", {"text": "x"})).encode()
+    host, port = http_url.removeprefix("http://").split("/")[0].split(":")
+    head = (
+        f"POST /mcp HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        "Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\n"
+        "Mcp-Method: tools/call\r\nMcp-Name:   alpha__echo \t\r\n"
+        f"Authorization: Bearer {http_url.api_key}\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(head.encode() + body)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    status, _, rest = answer.partition(b"\r\n")
+    assert b" 200 " in status, answer[:300]
+    assert json.loads(rest.split(b"\r\n\r\n", 1)[1])["result"]["content"][0]["text"] == "x"
