@@ -77,6 +77,11 @@ class ServerSpec(_Model):
     type: Literal["stdio", "http", "streamable-http", "streamableHttp"] | None = Field(
         None, description="Transport, as MCP client configs spell it; inferred when omitted."
     )
+    request_timeout: float | None = Field(
+        None,
+        gt=0,
+        description="Seconds this server may take to answer a request; omitted: gateway.request_timeout.",
+    )
 
     @model_validator(mode="after")
     def _one_transport(self) -> ServerSpec:

@@ -262,3 +262,17 @@ async def test_pushed_elicitation_from_a_legacy_upstream_is_refused(tmp_path: Pa
         result = await client.call_tool("old__push_elicit", {})
     assert _text(result).startswith("refused")
     assert asked == []
+
+
+async def test_a_server_can_have_its_own_request_timeout(tmp_path: Path) -> None:
+    quick = {**stdio_upstream("quick"), "request_timeout": 1.0}
+    config = write_config(
+        tmp_path, {"quick": quick, "patient": stdio_upstream("patient")}, gateway={"request_timeout": 30}
+    )
+    async with gateway_client("stdio", config) as client:
+        started = time.monotonic()
+        with pytest.raises(MCPError) as caught:
+            await client.call_tool("quick__slow", {"seconds": 20})
+        assert caught.value.data["reason"] == "upstream-timeout"
+        assert time.monotonic() - started < 5
+        assert _text(await client.call_tool("patient__slow", {"seconds": 2})) == "slept 2.0"

@@ -239,6 +239,11 @@ class Upstream:
             self._scope.cancel()
 
     @property
+    def request_timeout(self) -> float:
+        """Seconds this server may take to answer: its own setting, else the gateway's."""
+        return self.spec.request_timeout or self.settings.request_timeout
+
+    @property
     def _max_reply_bytes(self) -> int:
         return self.settings.max_result_kb * 1024 + 65536  # room for the envelope
 
@@ -273,7 +278,7 @@ class Upstream:
         client = Client(
             self._transport(),
             mode="auto",
-            read_timeout_seconds=self.settings.request_timeout,
+            read_timeout_seconds=self.request_timeout,
             message_handler=self._on_message,
             # By default elicitation is declared so modern servers can ask through multi round-trip
             # results, which the gateway relays only to clients that declared it themselves
@@ -369,7 +374,7 @@ class Upstream:
         tools, prompts = previous.tools, previous.prompts
         resources, templates = previous.resources, previous.templates
         caps = client.server_capabilities
-        with anyio.fail_after(self.settings.request_timeout):
+        with anyio.fail_after(self.request_timeout):
             if "tools" in kinds:
                 tools = await self._paginate(client.list_tools, "tools") if caps.tools else ()
             if "prompts" in kinds:
