@@ -9,7 +9,6 @@ stderr; the listing goes on with the others.
 
 from __future__ import annotations
 
-import enum
 import json
 import logging
 from pathlib import Path
@@ -17,24 +16,16 @@ from typing import Annotated, Any
 
 import anyio
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from mcpwarden.approvals.cli import load
 from mcpwarden.config import Settings
+from mcpwarden.console import FormatOption, OutputFormat, err, out
 from mcpwarden.guards.flow import labels_for
 from mcpwarden.pinning.startup import startup_check_for
 from mcpwarden.risk import classify
 from mcpwarden.upstream.connection import ChangeKind, Upstream
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
-
-
-class OutputFormat(enum.StrEnum):
-    TABLE = "table"
-    JSON = "json"
 
 
 async def list_definitions(settings: Settings) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
@@ -100,7 +91,7 @@ def tools_command(
             "-c", "--config", help="Configuration file (default: ./mcpwarden.yaml).", dir_okay=False
         ),
     ] = None,
-    output: Annotated[OutputFormat, typer.Option("--format", help="table or json.")] = OutputFormat.TABLE,
+    output: FormatOption = OutputFormat.TABLE,
 ) -> None:
     """List every exposed tool with its risk tier (low/medium/high/critical) and why."""
     settings = load(config)

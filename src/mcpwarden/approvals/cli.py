@@ -11,7 +11,6 @@ Exit codes: 0 done, 1 no such pending approval, 2 bad configuration.
 
 from __future__ import annotations
 
-import enum
 import getpass
 import json
 import time
@@ -21,7 +20,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -30,6 +28,7 @@ from mcpwarden.approvals.store import ApprovalStore, Status, approvals_db_path
 from mcpwarden.audit.events import AuditEvent
 from mcpwarden.audit.log import SqliteAuditLog, audit_db_path
 from mcpwarden.config import Settings, load_settings
+from mcpwarden.console import FormatOption, OutputFormat, err, out
 from mcpwarden.errors import MCPWardenError
 
 approvals_app = typer.Typer(
@@ -38,13 +37,6 @@ approvals_app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
-
-
-class OutputFormat(enum.StrEnum):
-    TABLE = "table"
-    JSON = "json"
 
 
 ConfigOption = Annotated[
@@ -73,7 +65,7 @@ def decider() -> str:
 @approvals_app.command("list")
 def list_command(
     config: ConfigOption = None,
-    output: Annotated[OutputFormat, typer.Option("--format", help="table or json.")] = OutputFormat.TABLE,
+    output: FormatOption = OutputFormat.TABLE,
     show_all: Annotated[
         bool, typer.Option("--all", help="Also show decided, used and expired approvals.")
     ] = False,

@@ -10,7 +10,6 @@ database), 2 the check could not run (bad configuration, no database, database l
 
 from __future__ import annotations
 
-import enum
 import json
 import sqlite3
 import sys
@@ -26,6 +25,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mcpwarden.audit.log import AuditError, AuditRecord, SqliteAuditLog, audit_db_path
+from mcpwarden.console import OutputFormat
 from mcpwarden.errors import ConfigError
 
 EXIT_OK = 0
@@ -39,11 +39,6 @@ audit_app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-
-
-class OutputFormat(enum.StrEnum):
-    TABLE = "table"
-    JSON = "json"
 
 
 ConfigOption = Annotated[

@@ -8,7 +8,6 @@ only as a keyed hash. `list` never shows secrets. Exit codes: 0 done, 1 no such 
 
 from __future__ import annotations
 
-import enum
 import json
 import sqlite3
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from mcpwarden.console import FormatOption, OutputFormat
 from mcpwarden.errors import MCPWardenError
 
 if TYPE_CHECKING:
@@ -36,11 +36,6 @@ ConfigOption = Annotated[
     Path | None,
     typer.Option("-c", "--config", help="Configuration file whose state_dir holds keys.db.", dir_okay=False),
 ]
-
-
-class OutputFormat(enum.StrEnum):
-    TABLE = "table"
-    JSON = "json"
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -89,7 +84,7 @@ def create_command(
 @keys_app.command("list")
 def list_command(
     config: ConfigOption = None,
-    output: Annotated[OutputFormat, typer.Option("--format", help="table or json.")] = OutputFormat.TABLE,
+    output: FormatOption = OutputFormat.TABLE,
 ) -> None:
     """List minted keys (ids, principals, roles, status; never the keys themselves)."""
     store = _store(config)

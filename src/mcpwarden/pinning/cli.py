@@ -12,17 +12,16 @@ Exit codes: 0 done, 1 nothing awaiting review for that target, 2 bad configurati
 
 from __future__ import annotations
 
-import enum
 import json
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from mcpwarden import reasons
 from mcpwarden.approvals.cli import ConfigOption, decider, load, record
 from mcpwarden.approvals.store import ApprovalStore, approvals_db_path
+from mcpwarden.console import FormatOption, OutputFormat, err, out
 from mcpwarden.pinning.diff import exposed_label, render_diff
 from mcpwarden.pinning.store import PinStore, pins_db_path
 from mcpwarden.router import Router
@@ -33,19 +32,12 @@ pins_app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
-
-
-class OutputFormat(enum.StrEnum):
-    TABLE = "table"
-    JSON = "json"
 
 
 @pins_app.command("list")
 def list_command(
     config: ConfigOption = None,
-    output: Annotated[OutputFormat, typer.Option("--format", help="table or json.")] = OutputFormat.TABLE,
+    output: FormatOption = OutputFormat.TABLE,
 ) -> None:
     """Show pinned definitions per server and a diff of every change awaiting review."""
     settings = load(config)
