@@ -40,9 +40,13 @@ __all__ = [
     "KIND_GROUPS",
     "WINDOW",
     "Model",
+    "SegmentModel",
     "feature_indices",
     "load_model",
     "prepare",
+    "prepare_segments",
+    "segment_features",
+    "segment_windows",
 ]
 
 BITS = 20
@@ -69,6 +73,77 @@ KIND_GROUPS: dict[str, str] = {
 def prepare(lower: str) -> str:
     """The exact string the features are computed from (collapse whitespace, fold digits)."""
     return _WS_RE.sub(" ", lower).translate(_DIGITS).strip()
+
+
+_HSPACE_RE = re.compile(r"[^\S\n]+")
+_NL_RE = re.compile(r" ?\n\s*")
+# Where a segment of data ends: a line, a sentence, a JSON/HTML/markdown string or cell boundary.
+_BOUNDARY_RE = re.compile(r"\n|\\n|[.!?\u3002\uff01\uff1f](?=\s)|[\"<>|`{}\[\]]")
+SEGMENT_SPANS = (1, 2, 3, 5)  # windows of 1, 2, 3 and 5 consecutive segments
+MIN_WINDOW = 16  # characters; shorter windows carry too little evidence to be scored alone
+MAX_BOUNDARIES = 4096  # beyond this, boundaries are thinned (cost stays linear)
+
+
+def prepare_segments(lower: str) -> str:
+    """Like ``prepare`` but keeps line breaks, which delimit segments of data."""
+    return _NL_RE.sub("\n", _HSPACE_RE.sub(" ", lower)).translate(_DIGITS).strip()
+
+
+def segment_windows(prepared: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """[start, end) offsets of the windows scored in a tool result: runs of 1, 2, 3 or 5
+    consecutive segments, at least ``MIN_WINDOW`` characters long (the whole text if none is)."""
+    n = len(prepared)
+    cuts = [m.end() for m in _BOUNDARY_RE.finditer(prepared)]
+    if len(cuts) > MAX_BOUNDARIES:
+        cuts = cuts[:: len(cuts) // MAX_BOUNDARIES + 1]
+    b = np.unique(np.array([0, *cuts, n], dtype=np.int64))
+    starts: list[npt.NDArray[np.int64]] = []
+    ends: list[npt.NDArray[np.int64]] = []
+    for k in SEGMENT_SPANS:
+        if b.shape[0] > k:
+            starts.append(b[:-k])
+            ends.append(b[k:])
+    if not starts:
+        return np.array([0], dtype=np.int64), np.array([n], dtype=np.int64)
+    s = np.concatenate(starts)
+    e = np.concatenate(ends)
+    keep = (e - s) >= MIN_WINDOW
+    if not keep.any():
+        return np.array([0], dtype=np.int64), np.array([n], dtype=np.int64)
+    return s[keep], e[keep]
+
+
+def segment_features(prepared: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """(position, hashed index) of every feature of ``prepared``; position is the offset in the
+    text where the n-gram or word starts (bigrams: where their first word starts)."""
+    padded = " " + prepared + " "
+    codes = np.frombuffer(padded.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    length = codes.shape[0]
+    positions: list[npt.NDArray[np.int64]] = []
+    indices: list[npt.NDArray[np.int64]] = []
+    for n in (3, 4, 5):
+        if length < n:
+            continue
+        h = codes[: length - n + 1].copy()
+        for k in range(1, n):
+            h = h * _P + codes[k : length - n + 1 + k]
+        indices.append((((h + np.uint64(n)) * _MIX) >> _MASK_SHIFT).astype(np.int64))
+        # padded offset j covers text[j-1:]; clamp the leading pad to 0
+        positions.append(np.maximum(np.arange(h.shape[0], dtype=np.int64) - 1, 0))
+    spans = [(m.start(), m.group(0)) for m in _WORD_RE.finditer(prepared)]
+    if spans:
+        starts = np.array([s for s, _ in spans], dtype=np.int64)
+        wh = np.fromiter(
+            map(zlib.crc32, map(str.encode, (w for _, w in spans))), dtype=np.uint64, count=len(spans)
+        )
+        positions.append(starts)
+        indices.append((((wh + np.uint64(7)) * _MIX) >> _MASK_SHIFT).astype(np.int64))
+        if len(spans) > 1:
+            positions.append(starts[:-1])
+            indices.append((((wh[:-1] * _P + wh[1:] + np.uint64(11)) * _MIX) >> _MASK_SHIFT).astype(np.int64))
+    if not positions:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(positions), np.concatenate(indices)
 
 
 def _kind_index(kind: str) -> int:
@@ -100,6 +175,44 @@ def feature_indices(text: str, kind: str) -> npt.NDArray[np.int64]:
 
 
 @dataclass(frozen=True)
+class SegmentModel:
+    """Linear weights over the same hashed features, scored per window of a tool result.
+
+    It answers "is this piece of data an instruction addressed to the model?"; the score of a
+    text is the maximum over its windows, so one injected sentence in a long e-mail, table or
+    JSON response is not diluted by the data around it. Features are computed once for the whole
+    text and every window's sum comes from prefix sums: linear in the text length.
+    """
+
+    weights: npt.NDArray[np.float32]
+    bias: float
+
+    def window_logits(
+        self, prepared: str
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """(logit, start, end) of every scored window of ``prepared``."""
+        n = len(prepared)
+        pos, idx = segment_features(prepared)
+        ws, we = segment_windows(prepared)
+        if idx.shape[0] == 0:
+            return np.array([self.bias]), ws, we
+        val = self.weights[idx].astype(np.float64)
+        sums = np.concatenate(([0.0], np.cumsum(np.bincount(pos, weights=val, minlength=n + 1))))
+        counts = np.concatenate(([0], np.cumsum(np.bincount(pos, minlength=n + 1))))
+        c = counts[we] - counts[ws]
+        s = sums[we] - sums[ws]
+        logits = self.bias + s / np.sqrt(np.maximum(c, 1))
+        return logits, ws, we
+
+    def score(self, prepared: str) -> float:
+        """Probability-like score in [0, 1]: the most instruction-like window."""
+        if not prepared:
+            return 1.0 / (1.0 + math.exp(-self.bias))
+        z = float(np.max(self.window_logits(prepared)[0]))
+        return 1.0 / (1.0 + math.exp(-max(min(z, 40.0), -40.0)))
+
+
+@dataclass(frozen=True)
 class Model:
     """Linear weights over hashed features plus the per-kind thresholds chosen in training."""
 
@@ -107,6 +220,7 @@ class Model:
     bias: float
     thresholds: dict[str, float]
     meta: dict[str, Any]
+    segment: SegmentModel | None = None
 
     def logit(self, prepared: str, kind: str) -> float:
         idx = feature_indices(prepared, kind)
@@ -171,9 +285,14 @@ def load_model() -> Model:
             pkg = resources.files("mcpwarden.detect") / "data"
             with (pkg / "model.npz").open("rb") as fh, np.load(fh) as npz:
                 weights = npz["weights"].astype(np.float32)
+                seg_w = npz["segment_weights"].astype(np.float32) if "segment_weights" in npz else None
             meta = json.loads((pkg / "model.json").read_text(encoding="utf-8"))
             if int(meta["bits"]) != BITS or weights.shape[0] != 1 << BITS:
                 raise RuntimeError("shipped detection model does not match the feature layout")
             weights.setflags(write=False)
-            _model = Model(weights, float(meta["bias"]), dict(meta["thresholds"]), meta)
+            segment = None
+            if seg_w is not None:
+                seg_w.setflags(write=False)
+                segment = SegmentModel(seg_w, float(meta["segment_bias"]))
+            _model = Model(weights, float(meta["bias"]), dict(meta["thresholds"]), meta, segment)
     return _model

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from mcpwarden.detect.classifier import Model, load_model, prepare
+from mcpwarden.detect.classifier import Model, load_model, prepare, prepare_segments
 from mcpwarden.detect.normalize import NormalizedText, normalize
 from mcpwarden.detect.rules import METADATA_KINDS, STRUCTURAL_WEIGHTS, match_rules
 from mcpwarden.detect.secrets import CREDENTIAL_KINDS, find_secrets_normalized
@@ -54,6 +54,9 @@ _SEMANTIC_RULES = frozenset(
         "dangerous-command",
     }
 )
+# Kinds scored by the segment model (instructions addressed to the model inside data).
+_SEGMENT_KINDS = frozenset({"tool_result"})
+_MIN_ARGUMENT_CHARS = 24
 _MAX_SCAN_CHARS = 1_000_000  # beyond this only the head and tail are scored (size caps are the gateway's job)
 
 
@@ -178,7 +181,14 @@ def score_text(text: str, kind: str, model: Model | None, *, use_rules: bool = T
     if model is not None:
         threshold = model.thresholds.get(kind, _DEFAULT_THRESHOLD)
         # The main view plus up to four decoded payloads; decoded text can hide what plain text shows.
-        p = max(model.score(prepare(v.lower), kind) for v in norm.views[:5])
+        views = norm.views[:5]
+        if kind in _SEGMENT_KINDS and model.segment is not None:
+            # Data the model reads: the most instruction-like window of it decides.
+            p = max(model.segment.score(prepare_segments(v.lower)) for v in views)
+        elif kind == "argument" and len(norm.main.text.strip()) < _MIN_ARGUMENT_CHARS:
+            p = 0.0  # a few words carry no evidence a text classifier can weigh; rules still apply
+        else:
+            p = max(model.score(prepare(v.lower), kind) for v in views)
     elif use_rules:
         threshold = 0.5
     score = 1.0 - rule_keep * (1.0 - p)
