@@ -26,6 +26,7 @@ Model choice: logistic regression over the hashed features in ``mcpwarden.detect
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import json
 import math
@@ -63,6 +64,17 @@ FILES = [
     "credsweeper_fixtures",
 ]
 RESULT_SOURCES = ["slabs", "neuralchemy"]
+# Out-of-fold scores of every evaluation, written to training/oof_scores.json.gz so that
+# bench/detect_eval.py can report them without retraining (see its docstring).
+OOF: dict[str, dict[str, Any]] = {}
+
+
+def record(
+    name: str, file: str, kind: str, held_out: str, y: Sequence[int], sc: dict[str, list[float]]
+) -> None:
+    OOF[name] = {"file": file, "kind": kind, "held_out": held_out, "y": [int(v) for v in y]} | {
+        k: [round(float(v), 5) for v in sc[k]] for k in ("rules", "classifier", "engine", "strong")
+    }
 
 
 def short_source(row: Row) -> str:
@@ -248,6 +260,22 @@ def evaluate(
         "tool_description hard negatives (benign insertions, held-out servers): FPR at shipped threshold"
     )
     results[hard_key] = {"fpr": operating_point(hard["y"], hard, thr_td)["fpr"], "n": len(hard["y"])}
+    record(
+        "registry",
+        "docker_mcp_registry_tools.jsonl + generated poisons",
+        "tool_description",
+        "5-fold by registry server; poisons from held-out templates",
+        pooled["y"],
+        pooled,
+    )
+    record(
+        "lookalikes",
+        "generated benign look-alike tools",
+        "tool_description",
+        "held-out servers",
+        hard["y"],
+        hard,
+    )
 
     # BFCL as an unseen source of benign tool definitions.
     train_rows = [r for r in all_rows if r["src"] != "bfcl" and "bfcl" not in r["src"]]
@@ -260,6 +288,7 @@ def evaluate(
         "n": len(bfcl),
     }
     negatives["tool_description"] += sc["engine"]
+    record("bfcl", "bfcl_functions.jsonl", "tool_description", "source held out", [0] * len(bfcl), sc)
 
     # --- untrusted text: leave one source out ----------------------------------------------------
     loso: dict[str, tuple[list[int], dict[str, list[float]]]] = {}
@@ -274,6 +303,7 @@ def evaluate(
         y = [r["label"] for r in test]
         results[f"untrusted text (message kinds): {held} held out"] = metrics(y, sc)
         loso[held] = (y, sc)
+        record(held, f"{held} prompts", "sampling", "source held out", y, sc)
         group = "tool_result:bipia" if held == "bipia" else "tool_result:prompts"
         negatives[group] += [
             max(s, st) for s, st, t in zip(sc["engine"], sc["strong"], y, strict=True) if t == 0
@@ -285,6 +315,14 @@ def evaluate(
             negatives["yanis_pos"] = [
                 max(a, b) for a, b in zip(ya_sc["engine"], ya_sc["strong"], strict=True)
             ]
+            record(
+                "yanismiraoui",
+                "yanismiraoui prompts (attacks only)",
+                "sampling",
+                "source held out (with S-Labs)",
+                [1] * len(ya),
+                ya_sc,
+            )
         log(f"held out {held}: {time.time() - t0:.0f}s")
     thr_msg = float(np.quantile(negatives["tool_result:prompts"], 0.99))
     for held, (y_h, sc_h) in loso.items():
@@ -355,6 +393,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             "sampling": tp,
         }
         results.update(seg_summary)
+        for key, v in seg_res.items():
+            ys, sc = v["scores"]
+            record(v["name"], v["file"], "tool_result", v["held_out"], ys, sc)
         results[
             "yanismiraoui (multilingual, positives only; slabs held out): TPR at shipped message threshold"
         ] = round(float(np.mean(np.array(neg["yanis_pos"]) >= tp)), 4)
@@ -363,6 +404,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(json.dumps(results, indent=2))
             return
         results_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        with gzip.open(REPO / "training" / "oof_scores.json.gz", "wt", encoding="utf-8") as fh:
+            json.dump(OOF, fh)
     else:
         thresholds = json.loads(results_path.read_text(encoding="utf-8"))["thresholds"]
 

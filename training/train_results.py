@@ -320,7 +320,12 @@ def evaluate(
         ]
         log(f"  generated fold {k}: held-out families {f_te}, carriers {c_te} ({time.time() - t0:.0f}s)")
     key = "tool_result: generated results, held-out injection families x carriers x benign text (3-fold)"
-    results[key] = {"scores": (ys, acc)}
+    results[key] = {
+        "scores": (ys, acc),
+        "name": "generated-results",
+        "file": "generated tool results",
+        "held_out": "3-fold: injection families x carrier types x benign sentences",
+    }
 
     # B. BIPIA: grouped over contexts and attack categories
     bipia = [r for r in rows if r["src"] == "bipia"]
@@ -352,7 +357,12 @@ def evaluate(
         ]
         log(f"  bipia fold {k} ({time.time() - t0:.0f}s)")
     key = "tool_result: BIPIA, unseen contexts and unseen attack categories (grouped 5-fold)"
-    results[key] = {"scores": (ys, acc)}
+    results[key] = {
+        "scores": (ys, acc),
+        "name": "bipia",
+        "file": "bipia_train.jsonl",
+        "held_out": "grouped 5-fold: contexts x attack categories",
+    }
 
     # C. another corpus's attacks inside unseen carriers (that corpus not in training)
     c_tr, c_te = _parts(carriers, 0, 2)
@@ -366,7 +376,12 @@ def evaluate(
         ys, acc = [], {}
         _extend(acc, ys, test, engine_scores(model, test))
         key = f"tool_result: {held} attacks (corpus held out) inside unseen carriers"
-        results[key] = {"scores": (ys, acc)}
+        results[key] = {
+            "scores": (ys, acc),
+            "name": f"{held}-in-results",
+            "file": f"{held} attacks in generated results",
+            "held_out": f"{held} not in training; carrier types and benign sentences held out",
+        }
         log(f"  external {held} ({time.time() - t0:.0f}s)")
     return results, neg_scores
 
