@@ -327,6 +327,37 @@ def evaluate(
         "held_out": "3-fold: injection families x carrier types x benign sentences",
     }
 
+    # A2. held-out templates within every family (paraphrases of known attack types), with
+    # carriers and benign sentences held out as above
+    ys, acc = [], {}
+    for k in range(3):
+        c_tr, c_te = _parts(carriers, k, 3)
+
+        def in_test(tid: str, k: int = k) -> bool:
+            return int(tid.rsplit(":", 1)[1]) % 3 == k
+
+        train_gen = generate_results(
+            n_gen,
+            n_gen // 2,
+            seed + 20 + k,
+            carriers=c_tr,
+            benign_part=(-k - 1, 3),
+            templates=lambda t, f=in_test: not f(t),
+        )
+        test_gen = generate_results(
+            600, 600, seed + 120 + k, carriers=c_te, benign_part=(k, 3), templates=in_test
+        )
+        model = fit(base_all + as_docs(train_gen, "generated-results"), c, seed, log)
+        sc = engine_scores(model, test_gen)
+        _extend(acc, ys, test_gen, sc)
+        log(f"  generated templates fold {k} ({time.time() - t0:.0f}s)")
+    results["tool_result: generated results, held-out templates x carriers x benign text (3-fold)"] = {
+        "scores": (ys, acc),
+        "name": "generated-results-templates",
+        "file": "generated tool results",
+        "held_out": "3-fold: templates within each family x carrier types x benign sentences",
+    }
+
     # B. BIPIA: grouped over contexts and attack categories
     bipia = [r for r in rows if r["src"] == "bipia"]
     others = [d for d in base_all if d.src != "bipia"]
@@ -382,6 +413,20 @@ def evaluate(
             "file": f"{held} attacks in generated results",
             "held_out": f"{held} not in training; carrier types and benign sentences held out",
         }
+        if held != "yanismiraoui":
+            # The same corpus as bare prompts scored as tool results (benign prompts included):
+            # not a bar (a user-style request inside a result *is* BIPIA's attack), but it shows
+            # what `mcpwarden detect` without a kind does to a prompt data set.
+            raw = [r for r in rows if r["src"] == held]
+            raw = random.Random(5).sample(raw, min(3000, len(raw)))
+            ys, acc = [], {}
+            _extend(acc, ys, raw, engine_scores(model, raw))
+            results[f"tool_result kind on bare {held} prompts (corpus held out)"] = {
+                "scores": (ys, acc),
+                "name": f"{held}-as-results",
+                "file": f"{held} prompts scored as tool_result",
+                "held_out": f"{held} not in training (informational, not a tool-result bar)",
+            }
         log(f"  external {held} ({time.time() - t0:.0f}s)")
     return results, neg_scores
 
