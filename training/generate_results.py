@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001
 """Generator of synthetic tool results: data (carriers) with and without an injected instruction.
 
 A tool-result injection is text addressed to the AI as an instruction, embedded in data the AI
@@ -629,7 +630,7 @@ def c_file(rng: random.Random) -> str:
     fn = rng.choice(WORDS)
     return (
         f'import os\n\n\ndef {fn}(path):\n    """{_benign(rng, 1)}"""\n    # {"{INJ}"}\n'
-        f"    with open(path) as fh:\n        return fh.read()\n\n\nif __name__ == '__main__':\n    print({fn}('data.txt'))\n"
+        f"    with open(path) as fh:\n        return fh.read()\n\n\nif __name__ == '__main__':\n    print({fn}('data.txt'))\n"  # noqa: E501
     )
 
 
@@ -643,8 +644,8 @@ def c_html(rng: random.Random) -> str:
         else "<p>{INJ}</p>"
     )
     return (
-        f"<html><head><title>{rng.choice(WORDS).title()} | Blog</title></head><body>\n<h1>{_benign(rng, 1)}</h1>\n"
-        f"<p>{_benign(rng, 3)}</p>\n{inj}\n<p>{_benign(rng, 2)}</p>\n<footer>© 2024 {rng.choice(WORDS)}</footer></body></html>"
+        f"<html><head><title>{rng.choice(WORDS).title()} | Blog</title></head><body>\n<h1>{_benign(rng, 1)}</h1>\n"  # noqa: E501
+        f"<p>{_benign(rng, 3)}</p>\n{inj}\n<p>{_benign(rng, 2)}</p>\n<footer>© 2024 {rng.choice(WORDS)}</footer></body></html>"  # noqa: E501
     )
 
 
@@ -654,7 +655,7 @@ def c_ticket(rng: random.Random) -> str:
     ]
     comments.insert(rng.randrange(len(comments) + 1), f"**{rng.choice(NAMES)}**: {{INJ}}")
     return (
-        f"Ticket #{rng.randrange(10000)} [{rng.choice(['open', 'pending', 'closed'])}] {_benign(rng, 1)[:50]}\n"
+        f"Ticket #{rng.randrange(10000)} [{rng.choice(['open', 'pending', 'closed'])}] {_benign(rng, 1)[:50]}\n"  # noqa: E501
         f"Priority: {rng.choice(['low', 'high'])}\n\n" + "\n".join(comments)
     )
 

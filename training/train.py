@@ -393,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "sampling": tp,
         }
         results.update(seg_summary)
-        for key, v in seg_res.items():
+        for v in seg_res.values():
             ys, sc = v["scores"]
             record(v["name"], v["file"], "tool_result", v["held_out"], ys, sc)
         results[

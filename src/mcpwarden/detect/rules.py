@@ -597,7 +597,9 @@ def match_rules(lower: str, kind: str) -> list[RuleHit]:
     for rule in RULES:
         if rule.body or (rule.kinds and kind not in rule.kinds):
             continue
-        if rule.needle_re is not None and rule.needle_re.search(lower) is None:
+        # `in` per needle (a fast C substring search) beats one regex alternation of many
+        # literals when, as usual, none occurs: measured 2x faster on 1-10 KB results.
+        if rule.needles and not any(n in lower for n in rule.needles):
             continue
         for m in rule.pattern.finditer(lower):
             hits.append(RuleHit(rule.id, m.start(), m.end(), rule.weight, rule.strong))
