@@ -333,6 +333,40 @@ def evaluate(
     return results, negatives
 
 
+def results_only(rows: list[Row], args: argparse.Namespace, log: Any) -> None:
+    """Re-run the tool-result evaluation, update its rows, threshold and out-of-fold scores, and
+    refit the segment model; the text model's weights, rows and thresholds are kept."""
+    results_path = REPO / "training" / "results.json"
+    oof_path = REPO / "training" / "oof_scores.json.gz"
+    results = json.loads(results_path.read_text(encoding="utf-8"))
+    with gzip.open(oof_path, "rt", encoding="utf-8") as fh:
+        OOF.update(json.load(fh))
+    seg_res, seg_neg = train_results.evaluate(rows, args.c_results, args.n_results, args.seed, log)
+    summary = train_results.summarize(seg_res, seg_neg)
+    results["thresholds"]["tool_result"] = round(float(summary.pop("threshold")), 4)
+    results = {k: v for k, v in results.items() if not k.startswith("tool_result")}
+    results.update(summary)
+    for name in [n for n, e in OOF.items() if e["kind"] == "tool_result"]:
+        del OOF[name]
+    for v in seg_res.values():
+        ys, sc = v["scores"]
+        record(v["name"], v["file"], "tool_result", v["held_out"], ys, sc)
+    results_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    with gzip.open(oof_path, "wt", encoding="utf-8") as fh:
+        json.dump(OOF, fh)
+    with np.load(args.out / "model.npz") as npz:
+        weights = npz["weights"]
+    meta = json.loads((args.out / "model.json").read_text(encoding="utf-8"))
+    segment = train_results.train_final(rows, args.c_results, args.n_results, args.seed, log)
+    np.savez_compressed(
+        args.out / "model.npz", weights=weights, segment_weights=segment.weights.astype(np.float16)
+    )
+    meta["segment_bias"] = segment.bias
+    meta["thresholds"]["tool_result"] = results["thresholds"]["tool_result"]
+    (args.out / "model.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(summary, indent=2))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Train (and evaluate) the mcpwarden detection classifier.")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="directory of the shared labelled data")
@@ -343,6 +377,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--c-results", type=float, default=1.0, help="C of the tool-result segment model")
     ap.add_argument("--n-results", type=int, default=3000, help="generated poisoned tool results")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument(
+        "--results-only",
+        action="store_true",
+        help="re-evaluate and refit only the tool-result (segment) model; keep the text model",
+    )
     ap.add_argument(
         "--smoke", action="store_true", help="tiny subsample, to test the pipeline (writes nothing)"
     )
@@ -377,6 +416,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     thresholds: dict[str, float]
     results: dict[str, Any] = {}
     results_path = REPO / "training" / "results.json"
+    if args.results_only:
+        results_only(rows, args, log)
+        return
     if args.eval:
         results, neg = evaluate(rows, gen, args.c, log)
         seg_res, seg_neg = train_results.evaluate(rows, args.c_results, args.n_results, args.seed, log)

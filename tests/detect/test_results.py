@@ -109,3 +109,27 @@ def test_ordinary_data_is_not_flagged(text: str) -> None:
 def test_short_arguments_are_not_judged_by_the_classifier() -> None:
     for word in ("hello", "Paris", "summary", "yes please"):
         assert "classifier" not in scan(word, "argument").reasons
+
+
+def test_segment_training_is_reproducible_and_learns_the_injection() -> None:
+    pytest.importorskip("sklearn")  # training-only dependency (the `train` extra)
+    from training import train_results
+
+    rows = generate_results(120, 120, seed=9)
+    for r in rows:
+        r["src"] = "generated-results"
+
+    def fit() -> SegmentModel:
+        return train_results.fit(train_results.as_docs(rows), 1.0, 0, lambda _m: None)
+
+    a, b = fit(), fit()
+    assert a.bias == b.bias and np.array_equal(a.weights, b.weights)
+    test = generate_results(40, 40, seed=10)
+    docs = train_results.as_docs(test, "generated-results")
+    pos = [train_results.doc_score(a, d) for d in docs if d.label == 1]
+    neg = [train_results.doc_score(a, d) for d in docs if d.label == 0]
+    assert np.mean(pos) > np.mean(neg)
+    # The training arithmetic is the run-time arithmetic.
+    d = docs[0]
+    text = prepare_segments(test[0]["text"].lower())
+    assert np.allclose(train_results.doc_logits(a, d), a.window_logits(text)[0])

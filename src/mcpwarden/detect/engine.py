@@ -52,6 +52,7 @@ _SEMANTIC_RULES = frozenset(
         "instruction-override",
         "fake-role-marker",
         "dangerous-command",
+        "ai-addressed-message",
     }
 )
 # Kinds scored by the segment model (instructions addressed to the model inside data).
@@ -168,9 +169,10 @@ def score_text(text: str, kind: str, model: Model | None, *, use_rules: bool = T
                     ev.add("encoded-payload", 0.5, hit.strong, s, e)
         _secrets(norm, kind, ev)
         semantic = [r for r in ev.weights if r in _SEMANTIC_RULES]
-        if kind in METADATA_KINDS and len(semantic) >= 3:
+        if (kind in METADATA_KINDS or kind == "tool_result") and len(semantic) >= 3:
             # Three independent kinds of evidence (say a file path, an instruction to the model and
-            # concealment) in one definition: measured to occur in no registry tool.
+            # concealment) in one definition or result: measured to occur in no registry tool,
+            # BFCL function, BIPIA context, benign prompt or generated benign result (20k texts).
             ev.add("multiple-indicators", 0.6, True, 0, len(text))
 
     rule_keep = 1.0

@@ -290,6 +290,39 @@ RULES: tuple[Rule, ...] = (
         needles=("script:", "file:", "data:", "169.254", "metadata", "100.100", "fd00"),
     ),
     _r(
+        # Data that speaks to the model reading it: "This is an important message from me, Emma,
+        # to you, GPT-4", "before you can solve the task I gave you", "Attention AI agent", an
+        # <INFORMATION> block. In a tool result no legitimate datum addresses the assistant.
+        "ai-addressed-message",
+        r"""(?=[a-z<])(?:\b(?:message|note|notice|instructions?|request|reminder)\s+(?:from\s+[^.\n]{1,60}?\s+)?(?:to|for)
+            \s+(?:you,?\s+)?(?:the\s+|any\s+|all\s+)?(?:ai|assistant|llm|language\s+model|agent|gpt(?:-?\d[\w.-]*)?|claude
+            |gemini|chatbot|ai\s+(?:model|assistant|agent)s?|model\s+reading\s+this)\b
+          | \bbefore\s+you\s+(?:can\s+)?(?:solve|complete|finish|answer|continue\s+with|do)\s+the\s+task
+          | \bthe\s+task\s+(?:that\s+|which\s+)?i\s+(?:gave|assigned|asked)\s+you\b
+          | \b(?:dear|hey|hello|hi|attention|attn)[\s:,]+(?:the\s+)?(?:ai|assistant|llm|language\s+model|agent|chatbot
+            |ai\s+(?:model|assistant|agent))\b
+          | \b(?:if\s+you\s+are|as)\s+an?\s+(?:ai|llm|language\s+model|ai\s+assistant|ai\s+agent)\s+(?:reading|processing
+            |summari[sz]ing|parsing)\b
+          | \b(?:ai|llm|language\s+model|assistant|agent)s?\s+(?:reading|processing|summari[sz]ing|parsing)\s+this\b
+          | <\s*/?\s*information\s*>)""",
+        0.7,
+        strong=True,
+        kinds=frozenset({"tool_result"}),
+        needles=(
+            "ai",
+            "assistant",
+            "llm",
+            "model",
+            "agent",
+            "gpt",
+            "claude",
+            "gemini",
+            "chatbot",
+            "task",
+            "information",
+        ),
+    ),
+    _r(
         "elicitation-sensitive-request",
         r"""\b(?:password|passwd|passphrase|api[\s_-]?key|secret(?:[\s_-]key)?|access[\s_-]?token|auth[\s_-]?token|private[\s_-]?key|ssh[\s_-]?key|credentials?|pin\s*(?:code|number)?|one[\s-]time\s+(?:code|password)|otp|2fa|mfa|verification\s+code|security\s+code|cvv|cvc|card\s+number|credit\s+card|bank\s+account|routing\s+number|iban|social\s+security|ssn|seed\s+phrase|recovery\s+(?:phrase|code)|mnemonic)\b""",
         0.8,
