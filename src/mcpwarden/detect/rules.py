@@ -294,16 +294,21 @@ RULES: tuple[Rule, ...] = (
         # to you, GPT-4", "before you can solve the task I gave you", "Attention AI agent", an
         # <INFORMATION> block. In a tool result no legitimate datum addresses the assistant.
         "ai-addressed-message",
-        r"""(?=[a-z<])(?:\b(?:message|note|notice|instructions?|request|reminder)\s+(?:from\s+[^.\n]{1,60}?\s+)?(?:to|for)
-            \s+(?:you,?\s+)?(?:the\s+|any\s+|all\s+)?(?:ai|assistant|llm|language\s+model|agent|gpt(?:-?\d[\w.-]*)?|claude
+        r"""(?=[a-z<])(?:\b(?:message|note|notice|instructions?|request|reminder)\s+
+            (?:from\s+[^.\n]{1,60}?\s+)?(?:to|for)
+            \s+(?:you,?\s+)?(?:the\s+|any\s+|all\s+)?(?:ai|assistant|llm|language\s+model|agent
+            |gpt(?:-?\d[\w.-]*)?|claude
             |gemini|chatbot|ai\s+(?:model|assistant|agent)s?|model\s+reading\s+this)\b
           | \bbefore\s+you\s+(?:can\s+)?(?:solve|complete|finish|answer|continue\s+with|do)\s+the\s+task
           | \bthe\s+task\s+(?:that\s+|which\s+)?i\s+(?:gave|assigned|asked)\s+you\b
-          | \b(?:dear|hey|hello|hi|attention|attn)[\s:,]+(?:the\s+)?(?:ai|assistant|llm|language\s+model|agent|chatbot
+          | \b(?:dear|hey|hello|hi|attention|attn)[\s:,]+(?:the\s+)?(?:ai|assistant|llm
+            |language\s+model|agent|chatbot
             |ai\s+(?:model|assistant|agent))\b
-          | \b(?:if\s+you\s+are|as)\s+an?\s+(?:ai|llm|language\s+model|ai\s+assistant|ai\s+agent)\s+(?:reading|processing
+          | \b(?:if\s+you\s+are|as)\s+an?\s+(?:ai|llm|language\s+model|ai\s+assistant|ai\s+agent)\s+
+            (?:reading|processing
             |summari[sz]ing|parsing)\b
-          | \b(?:ai|llm|language\s+model|assistant|agent)s?\s+(?:reading|processing|summari[sz]ing|parsing)\s+this\b
+          | \b(?:ai|llm|language\s+model|assistant|agent)s?\s+
+            (?:reading|processing|summari[sz]ing|parsing)\s+this\b
           | <\s*/?\s*information\s*>)""",
         0.7,
         strong=True,
