@@ -455,6 +455,15 @@ CITIES = ["Berlin", "Austin", "Lyon", "Osaka", "Toronto", "Lisbon", "Nairobi", "
 
 
 _POOL: list[str] = BENIGN
+# Real, data-like sentences added to the benign pool by the training pipeline (from registry and
+# BFCL tool descriptions, see ``set_extra_benign``); empty by default.
+_EXTRA: list[str] = []
+
+
+def set_extra_benign(sentences: list[str]) -> None:
+    """Add real sentences to the benign pool (deterministic order is the caller's job)."""
+    global _EXTRA
+    _EXTRA = list(sentences)
 
 
 def _benign(rng: random.Random, n: int) -> str:
@@ -776,11 +785,12 @@ def generate_results(
     ``benign_part=(k, n)`` fills carriers only with benign sentences ``i % n == k`` (``(-k-1, n)``:
     all but those), so held-out rows can use sentences training never saw."""
     global _POOL
+    pool = BENIGN + _EXTRA
     if benign_part is None:
-        _POOL = BENIGN
+        _POOL = pool
     else:
         k, n = benign_part
-        _POOL = [b for i, b in enumerate(BENIGN) if (i % n == k if k >= 0 else i % n != -k - 1)]
+        _POOL = [b for i, b in enumerate(pool) if (i % n == k if k >= 0 else i % n != -k - 1)]
     try:
         return list(_generate_results(n_pos, n_neg, seed, carriers, families, external, templates))
     finally:

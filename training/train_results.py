@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -55,7 +56,7 @@ from mcpwarden.detect.classifier import (
     segment_windows,
 )
 from mcpwarden.detect.normalize import normalize
-from training.generate_results import CARRIER_NAMES, FAMILY_NAMES, generate_results
+from training.generate_results import CARRIER_NAMES, FAMILY_NAMES, generate_results, set_extra_benign
 
 Row = dict[str, Any]
 Log = Callable[[str], None]
@@ -262,10 +263,35 @@ def _parts(names: Sequence[str], k: int, n: int) -> tuple[list[str], list[str]]:
     return [x for x in names if x not in test], test
 
 
+_INSTRUCTION_WORDS = re.compile(
+    r"\b(?:you|your|assistant|ai|llm|model|agent|claude|always|never|must|important|ignore)\b", re.I
+)
+
+
+def tool_sentences(rows: Sequence[Row], limit: int = 4000) -> list[str]:
+    """Data-like sentences from real tool descriptions (registry, BFCL) for the benign pool of
+    generated results: thousands of real sentences instead of ~90 written ones, so the 1 % FPR
+    point is a quantile of varied data, not the score of one held-out hard sentence. Sentences
+    that talk to the model are left out (in a tool result those would be the attack)."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for r in rows:
+        if r["src"] not in ("docker", "bfcl"):
+            continue
+        for line in r["text"].split("\n"):
+            text = line.split(":", 1)[1] if line.startswith(("description:", "- ")) and ":" in line else ""
+            for sent in re.split(r"(?<=[.!?])\s+", text.strip()):
+                if 20 <= len(sent) <= 200 and not _INSTRUCTION_WORDS.search(sent) and sent not in seen:
+                    seen.add(sent)
+                    out.append(sent)
+    out.sort()
+    random.Random(11).shuffle(out)
+    return out[:limit]
+
+
 def base_docs(rows: Sequence[Row], exclude_pos: str | None = None, with_bipia: bool = True) -> list[Doc]:
     """The corpus part of the training set (everything except generated tool results)."""
     out: list[Doc] = []
-    rng = random.Random(3)
     for r in rows:
         src = r["src"]
         if src == "bipia" and not with_bipia:
@@ -273,10 +299,7 @@ def base_docs(rows: Sequence[Row], exclude_pos: str | None = None, with_bipia: b
         if src in ("slabs", "neuralchemy", "yanismiraoui"):
             if r["label"] != 1 or src == exclude_pos:
                 continue
-        elif src in ("docker", "bfcl"):
-            if rng.random() > 0.5:
-                continue
-        elif src != "bipia":
+        elif src != "bipia":  # registry/BFCL text enters through the benign sentence pool
             continue
         out.append(Doc(r))
     return out
@@ -289,6 +312,7 @@ def evaluate(
     and the engine scores of every held-out benign result (for the threshold)."""
     t0 = time.time()
     bipia_attacks([r for r in rows if r["src"] == "bipia"])
+    set_extra_benign(tool_sentences(rows))
     results: dict[str, Any] = {}
     neg_scores: list[float] = []
     base_all = base_docs(rows)
@@ -433,6 +457,7 @@ def evaluate(
 
 def train_final(rows: list[Row], c: float, n_gen: int, seed: int, log: Log) -> SegmentModel:
     bipia_attacks([r for r in rows if r["src"] == "bipia"])
+    set_extra_benign(tool_sentences(rows))
     docs = base_docs(rows) + as_docs(generate_results(n_gen, n_gen // 2, seed), "generated-results")
     return fit(docs, c, seed, log)
 
