@@ -180,3 +180,11 @@ def test_three_independent_indicators_flag_a_result() -> None:
     )
     f = scan(text, "tool_result")
     assert f.flagged and "multiple-indicators" in f.reasons
+
+
+@pytest.mark.parametrize("n", [1_000, 16 * 1024, 200_000])
+def test_long_runs_without_boundaries_are_not_flagged(n: int) -> None:
+    # With 1/sqrt(n) weighting a repetitive window's score grows with its length: stretches
+    # without a boundary are cut at MAX_SEGMENT characters so filler cannot reach the threshold.
+    assert not scan("x" * n, "tool_result").flagged
+    assert not scan("ab" * (n // 2), "tool_result").flagged

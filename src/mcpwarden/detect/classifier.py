@@ -98,6 +98,7 @@ _ASCII_ODD_SPACE = ("\t", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f", 
 _BOUNDARY_RE = re.compile(r"[\n\"<>|`{}\[\]]|[.!?\u3002\uff01\uff1f](?=\s)|\\n")
 _BOUNDARY_SPLIT_RE = re.compile("(" + _BOUNDARY_RE.pattern + ")")
 SEGMENT_SPANS = (1, 2, 3, 5)  # windows of 1, 2, 3 and 5 consecutive segments
+MAX_SEGMENT = 400  # characters; longer stretches without a boundary are cut
 MIN_WINDOW = 16  # characters; shorter windows carry too little evidence to be scored alone
 MAX_BOUNDARIES = 4096  # beyond this, boundaries are thinned (cost stays linear)
 
@@ -147,6 +148,17 @@ def segment_windows(prepared: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[n
     if cuts.shape[0] and cuts[-1] == n:
         cuts = cuts[:-1]
     b = np.concatenate(([0], cuts, [n])).astype(np.int64)
+    gaps = np.diff(b)
+    if gaps.shape[0] and int(gaps.max()) > MAX_SEGMENT:
+        # A segment with no boundary for MAX_SEGMENT characters (a base64 blob, a run of "x") is
+        # cut into pieces: with 1/sqrt(n) weighting a repetitive window's score grows with its
+        # length, and an uncut 16 KB run of one character would reach any threshold.
+        extra = [
+            np.arange(s + MAX_SEGMENT, e, MAX_SEGMENT)
+            for s, e in zip(b[:-1], b[1:], strict=True)
+            if e - s > MAX_SEGMENT
+        ]
+        b = np.sort(np.concatenate([b, *extra])).astype(np.int64)
     starts: list[npt.NDArray[np.int64]] = []
     ends: list[npt.NDArray[np.int64]] = []
     for k in SEGMENT_SPANS:
