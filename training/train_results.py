@@ -307,14 +307,14 @@ def base_docs(rows: Sequence[Row], exclude_pos: str | None = None, with_bipia: b
 
 def evaluate(
     rows: list[Row], c: float, n_gen: int, seed: int, log: Log
-) -> tuple[dict[str, Any], list[float]]:
+) -> tuple[dict[str, Any], dict[str, list[float]]]:
     """Out-of-fold scores per evaluation (``results[key]["scores"] = (labels, scores by mode)``)
     and the engine scores of every held-out benign result (for the threshold)."""
     t0 = time.time()
     bipia_attacks([r for r in rows if r["src"] == "bipia"])
     set_extra_benign(tool_sentences(rows))
     results: dict[str, Any] = {}
-    neg_scores: list[float] = []
+    neg_scores: dict[str, list[float]] = {"generated": [], "bipia": []}
     base_all = base_docs(rows)
     log(f"segment eval: {len(base_all)} corpus docs prepared ({time.time() - t0:.0f}s)")
     fams = list(FAMILY_NAMES)
@@ -337,7 +337,7 @@ def evaluate(
         model = fit(base_all + as_docs(train_gen, "generated-results"), c, seed, log)
         sc = engine_scores(model, test_gen)
         _extend(acc, ys, test_gen, sc)
-        neg_scores += [
+        neg_scores["generated"] += [
             max(e, st)
             for e, st, r in zip(sc["engine"], sc["strong"], test_gen, strict=True)
             if r["label"] == 0
@@ -407,7 +407,7 @@ def evaluate(
         model = fit(others + gen_all + train_b, c, seed, log)
         sc = engine_scores(model, test_b)
         _extend(acc, ys, test_b, sc)
-        neg_scores += [
+        neg_scores["bipia"] += [
             max(e, st) for e, st, r in zip(sc["engine"], sc["strong"], test_b, strict=True) if r["label"] == 0
         ]
         log(f"  bipia fold {k} ({time.time() - t0:.0f}s)")
@@ -484,11 +484,19 @@ def main(argv: Sequence[str] | None = None) -> None:  # pragma: no cover - a thi
     print(json.dumps(summarize(res, neg), indent=2))
 
 
-def summarize(res: dict[str, Any], neg: list[float]) -> dict[str, Any]:
-    """Metrics per evaluation plus the operating point at the threshold the negatives give."""
+def result_threshold(neg: dict[str, list[float]]) -> float:
+    """The shipped tool_result threshold: at most 1 % false positives on *each* held-out benign
+    source (generated results with unseen carriers and sentences; BIPIA's real contexts), i.e.
+    the larger of the two 99th percentiles. Pooling them let the easier synthetic negatives pull
+    the threshold down to 2.1 % FPR on BIPIA's real e-mails and tables."""
+    return max(float(np.quantile(v, 0.99)) for v in neg.values() if v)
+
+
+def summarize(res: dict[str, Any], neg: dict[str, list[float]]) -> dict[str, Any]:
+    """Metrics per evaluation plus the operating point at the shipped threshold."""
     from training.train import metrics, operating_point
 
-    thr = float(np.quantile(neg, 0.99))
+    thr = result_threshold(neg)
     out: dict[str, Any] = {}
     for key, v in res.items():
         ys, sc = v["scores"]

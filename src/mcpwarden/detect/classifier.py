@@ -23,6 +23,7 @@ thread-safe.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -99,6 +100,7 @@ _BOUNDARY_RE = re.compile(r"[\n\"<>|`{}\[\]]|[.!?\u3002\uff01\uff1f](?=\s)|\\n")
 _BOUNDARY_SPLIT_RE = re.compile("(" + _BOUNDARY_RE.pattern + ")")
 SEGMENT_SPANS = (1, 2, 3, 5)  # windows of 1, 2, 3 and 5 consecutive segments
 MAX_SEGMENT = 400  # characters; longer stretches without a boundary are cut
+MAX_WINDOW = 600  # characters; wider windows are not scored (a repetitive window's score grows with width)
 MIN_WINDOW = 16  # characters; shorter windows carry too little evidence to be scored alone
 MAX_BOUNDARIES = 4096  # beyond this, boundaries are thinned (cost stays linear)
 
@@ -155,7 +157,7 @@ def segment_windows(prepared: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[n
         # length, and an uncut 16 KB run of one character would reach any threshold.
         extra = [
             np.arange(s + MAX_SEGMENT, e, MAX_SEGMENT)
-            for s, e in zip(b[:-1], b[1:], strict=True)
+            for s, e in itertools.pairwise(b.tolist())
             if e - s > MAX_SEGMENT
         ]
         b = np.sort(np.concatenate([b, *extra])).astype(np.int64)
@@ -169,7 +171,8 @@ def segment_windows(prepared: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[n
         return np.array([0], dtype=np.int64), np.array([n], dtype=np.int64)
     s = np.concatenate(starts)
     e = np.concatenate(ends)
-    keep = (e - s) >= MIN_WINDOW
+    width = e - s
+    keep = (width >= MIN_WINDOW) & (width <= MAX_WINDOW)
     if not keep.any():
         return np.array([0], dtype=np.int64), np.array([n], dtype=np.int64)
     return s[keep], e[keep]
