@@ -14,14 +14,11 @@ Quality, per file and kind (AUC, TPR at 1 % and 5 % FPR, and TPR/FPR at the ship
   type x benign sentences (generated), by context x attack category (BIPIA), and by corpus (other
   corpora's attacks inside held-out carriers); prompts by source.
 * Secrets and PII use no training, so they are scored live on CredSweeper's fixtures.
-* ``--live`` additionally re-scores, with the shipped model, the texts no training run could have
-  seen: none of the shared files qualify, so it is a sanity check only (the shipped model has seen
-  all of them), reported separately and never in the table.
-
 Speed, live on one core (single thread, CPU time per call): texts/s and MB/s, and p50/p99 latency
 for 1 KB and 10 KB tool results and for registry tool descriptions.
 
-The whole run is bounded: about 4 x ``--seconds`` for speed plus a few seconds of metrics.
+The whole run is bounded: about 4 x ``--seconds`` for speed plus about a second of metrics
+(~10 s with the defaults).
 """
 
 from __future__ import annotations
