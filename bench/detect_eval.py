@@ -5,7 +5,7 @@
 Quality, per file and kind (AUC, TPR at 1 % and 5 % FPR, and TPR/FPR at the shipped threshold):
 
 * Every figure is **held out by source, server or attack family, never by row**. Retraining the
-  models for each fold takes about a quarter of an hour (``python -m training.train --eval``), so
+  models for each fold takes about half an hour (``python -m training.train --eval``), so
   this script reads the out-of-fold scores that run wrote (``training/oof_scores.json.gz``:
   labels and rules / classifier / engine scores of every held-out text) and computes the metrics
   from them; the thresholds are the shipped ones (``mcpwarden/detect/data/model.json``).
@@ -14,6 +14,7 @@ Quality, per file and kind (AUC, TPR at 1 % and 5 % FPR, and TPR/FPR at the ship
   type x benign sentences (generated), by context x attack category (BIPIA), and by corpus (other
   corpora's attacks inside held-out carriers); prompts by source.
 * Secrets and PII use no training, so they are scored live on CredSweeper's fixtures.
+
 Speed, live on one core (single thread, CPU time per call): texts/s and MB/s, and p50/p99 latency
 for 1 KB and 10 KB tool results and for registry tool descriptions.
 
