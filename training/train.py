@@ -26,6 +26,7 @@ Model choice: logistic regression over the hashed features in ``mcpwarden.detect
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import json
 import math
@@ -47,6 +48,7 @@ from sklearn.model_selection import GroupKFold
 from mcpwarden.detect.classifier import BITS, Model, feature_indices, prepare
 from mcpwarden.detect.engine import KINDS, score_text
 from mcpwarden.detect.normalize import normalize
+from training import train_results
 from training.generate import generate, load_tools
 
 Row = dict[str, Any]
@@ -61,7 +63,18 @@ FILES = [
     "yanismiraoui_prompt_injections",
     "credsweeper_fixtures",
 ]
-RESULT_SOURCES = ["bipia", "slabs", "neuralchemy"]
+RESULT_SOURCES = ["slabs", "neuralchemy"]
+# Out-of-fold scores of every evaluation, written to training/oof_scores.json.gz so that
+# bench/detect_eval.py can report them without retraining (see its docstring).
+OOF: dict[str, dict[str, Any]] = {}
+
+
+def record(
+    name: str, file: str, kind: str, held_out: str, y: Sequence[int], sc: dict[str, list[float]]
+) -> None:
+    OOF[name] = {"file": file, "kind": kind, "held_out": held_out, "y": [int(v) for v in y]} | {
+        k: [round(float(v), 5) for v in sc[k]] for k in ("rules", "classifier", "engine", "strong")
+    }
 
 
 def short_source(row: Row) -> str:
@@ -174,17 +187,6 @@ def operating_point(y: Sequence[int], sc: dict[str, list[float]], thr: float) ->
     }
 
 
-def result_threshold(negatives: dict[str, list[float]]) -> float:
-    """The tool_result operating point: 1 % FPR on held-out benign prompts (S-Labs, neuralchemy,
-    which include hard negatives *about* injection).
-
-    Not the 99th percentile of BIPIA's benign results with BIPIA held out: a model that never saw
-    long e-mails and tables scores them all near 1 (AUC 0.55 there), which put the threshold at
-    0.9998, above what even a markdown-image exfiltration with a data placeholder scores, while
-    the shipped model has seen that style. The FPR this choice costs on BIPIA is reported."""
-    return float(np.quantile(negatives["tool_result:prompts"], 0.99))
-
-
 def template_set(tid: str) -> int:
     return int(hashlib.sha256(tid.encode()).hexdigest(), 16) % 2
 
@@ -258,6 +260,22 @@ def evaluate(
         "tool_description hard negatives (benign insertions, held-out servers): FPR at shipped threshold"
     )
     results[hard_key] = {"fpr": operating_point(hard["y"], hard, thr_td)["fpr"], "n": len(hard["y"])}
+    record(
+        "registry",
+        "docker_mcp_registry_tools.jsonl + generated poisons",
+        "tool_description",
+        "5-fold by registry server; poisons from held-out templates",
+        pooled["y"],
+        pooled,
+    )
+    record(
+        "lookalikes",
+        "generated benign look-alike tools",
+        "tool_description",
+        "held-out servers",
+        hard["y"],
+        hard,
+    )
 
     # BFCL as an unseen source of benign tool definitions.
     train_rows = [r for r in all_rows if r["src"] != "bfcl" and "bfcl" not in r["src"]]
@@ -270,6 +288,7 @@ def evaluate(
         "n": len(bfcl),
     }
     negatives["tool_description"] += sc["engine"]
+    record("bfcl", "bfcl_functions.jsonl", "tool_description", "source held out", [0] * len(bfcl), sc)
 
     # --- untrusted text: leave one source out ----------------------------------------------------
     loso: dict[str, tuple[list[int], dict[str, list[float]]]] = {}
@@ -278,66 +297,74 @@ def evaluate(
         idx = [pos[id(r)] for r in train_rows]
         model = fit(x_all[idx], y_all[idx], cell_weights(train_rows), c)
         test = [r for r in base if r["src"] == held]
-        sc = engine_scores(test, model, "tool_result")
+        # Prompts are scored as a message (elicitation/sampling): the prompt classifier's kind. Tool
+        # results are scored by the segment model (training.train_results).
+        sc = engine_scores(test, model, "sampling")
         y = [r["label"] for r in test]
-        results[f"tool_result/untrusted text: {held} held out"] = metrics(y, sc)
+        results[f"untrusted text (message kinds): {held} held out"] = metrics(y, sc)
         loso[held] = (y, sc)
+        record(held, f"{held} prompts", "sampling", "source held out", y, sc)
         group = "tool_result:bipia" if held == "bipia" else "tool_result:prompts"
         negatives[group] += [
             max(s, st) for s, st, t in zip(sc["engine"], sc["strong"], y, strict=True) if t == 0
         ]
         if held == "slabs":
             ya = [r for r in base if r["src"] == "yanismiraoui"]
-            ya_sc = engine_scores(ya, model, "tool_result")
+            ya_sc = engine_scores(ya, model, "sampling")
             # A strong rule flags regardless of the threshold: count it as a score of 1.
             negatives["yanis_pos"] = [
                 max(a, b) for a, b in zip(ya_sc["engine"], ya_sc["strong"], strict=True)
             ]
-        log(f"held out {held}: {time.time() - t0:.0f}s")
-    # --- BIPIA in distribution: contexts AND attacks both held out (5 x 5 grid, diagonal) -------
-    bipia = [r for r in base if r["src"] == "bipia"]
-    others = [r for r in all_rows if r["src"] != "bipia"]
-    rng = random.Random(13)
-    ctx_fold: dict[Any, int] = {}
-    atk_fold: dict[Any, int] = {}
-    for r in bipia:
-        ctx_fold.setdefault((r["meta"].get("task"), r["meta"].get("context_index")), rng.randrange(5))
-        if r["label"] == 1:
-            atk_fold.setdefault(
-                (r["meta"].get("attack_category"), r["meta"].get("attack_index")), rng.randrange(5)
+            record(
+                "yanismiraoui",
+                "yanismiraoui prompts (attacks only)",
+                "sampling",
+                "source held out (with S-Labs)",
+                [1] * len(ya),
+                ya_sc,
             )
-
-    def folds_of(r: Row) -> tuple[int, int]:
-        c = ctx_fold[(r["meta"].get("task"), r["meta"].get("context_index"))]
-        a = (
-            atk_fold[(r["meta"].get("attack_category"), r["meta"].get("attack_index"))]
-            if r["label"] == 1
-            else -1
-        )
-        return c, a
-
-    ys: list[int] = []
-    scs: dict[str, list[float]] = {"rules": [], "classifier": [], "engine": [], "strong": []}
-    for k in range(5):
-        train_b = [r for r in bipia if k not in folds_of(r)]
-        test_b = [r for r in bipia if folds_of(r)[0] == k and (r["label"] == 0 or folds_of(r)[1] == k)]
-        train_rows = others + train_b
-        idx = [pos[id(r)] for r in train_rows]
-        model = fit(x_all[idx], y_all[idx], cell_weights(train_rows), c)
-        sc = engine_scores(test_b, model, "tool_result")
-        ys += [r["label"] for r in test_b]
-        for name in scs:
-            scs[name] += sc[name]
-    bipia_key = "tool_result: BIPIA, unseen contexts and unseen attacks (grouped 5-fold)"
-    results[bipia_key] = metrics(ys, scs)
-    thr_tr = result_threshold(negatives)
-    results[bipia_key]["at shipped threshold"] = operating_point(ys, scs, thr_tr)
+        log(f"held out {held}: {time.time() - t0:.0f}s")
+    thr_msg = float(np.quantile(negatives["tool_result:prompts"], 0.99))
     for held, (y_h, sc_h) in loso.items():
-        results[f"tool_result/untrusted text: {held} held out"]["at shipped threshold"] = operating_point(
-            y_h, sc_h, thr_tr
+        results[f"untrusted text (message kinds): {held} held out"]["at shipped threshold"] = operating_point(
+            y_h, sc_h, thr_msg
         )
-    log(f"bipia grouped: {time.time() - t0:.0f}s")
+
     return results, negatives
+
+
+def results_only(rows: list[Row], args: argparse.Namespace, log: Any) -> None:
+    """Re-run the tool-result evaluation, update its rows, threshold and out-of-fold scores, and
+    refit the segment model; the text model's weights, rows and thresholds are kept."""
+    results_path = REPO / "training" / "results.json"
+    oof_path = REPO / "training" / "oof_scores.json.gz"
+    results = json.loads(results_path.read_text(encoding="utf-8"))
+    with gzip.open(oof_path, "rt", encoding="utf-8") as fh:
+        OOF.update(json.load(fh))
+    seg_res, seg_neg = train_results.evaluate(rows, args.c_results, args.n_results, args.seed, log)
+    summary = train_results.summarize(seg_res, seg_neg)
+    results["thresholds"]["tool_result"] = round(float(summary.pop("threshold")), 4)
+    results = {k: v for k, v in results.items() if not k.startswith("tool_result")}
+    results.update(summary)
+    for name in [n for n, e in OOF.items() if e["kind"] == "tool_result"]:
+        del OOF[name]
+    for v in seg_res.values():
+        ys, sc = v["scores"]
+        record(v["name"], v["file"], "tool_result", v["held_out"], ys, sc)
+    results_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    with gzip.open(oof_path, "wt", encoding="utf-8") as fh:
+        json.dump(OOF, fh)
+    with np.load(args.out / "model.npz") as npz:
+        weights = npz["weights"]
+    meta = json.loads((args.out / "model.json").read_text(encoding="utf-8"))
+    segment = train_results.train_final(rows, args.c_results, args.n_results, args.seed, log)
+    np.savez_compressed(
+        args.out / "model.npz", weights=weights, segment_weights=segment.weights.astype(np.float16)
+    )
+    meta["segment_bias"] = segment.bias
+    meta["thresholds"]["tool_result"] = results["thresholds"]["tool_result"]
+    (args.out / "model.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(summary, indent=2))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -347,7 +374,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--eval", action="store_true", help="cross-validate by source/server and set thresholds")
     ap.add_argument("--n-generated", type=int, default=6000)
     ap.add_argument("--c", type=float, default=4.0, help="inverse L2 regularisation strength")
+    ap.add_argument("--c-results", type=float, default=1.0, help="C of the tool-result segment model")
+    ap.add_argument("--n-results", type=int, default=3000, help="generated poisoned tool results")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument(
+        "--results-only",
+        action="store_true",
+        help="re-evaluate and refit only the tool-result (segment) model; keep the text model",
+    )
     ap.add_argument(
         "--smoke", action="store_true", help="tiny subsample, to test the pipeline (writes nothing)"
     )
@@ -370,6 +404,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 kept.append(r)
         rows = kept
         args.n_generated = 400
+        args.n_results = 300
         args.eval = True
     tools = load_tools(args.data)
     gen = list(generate(tools, args.n_generated, args.n_generated // 2, args.seed))
@@ -381,29 +416,38 @@ def main(argv: Sequence[str] | None = None) -> None:
     thresholds: dict[str, float]
     results: dict[str, Any] = {}
     results_path = REPO / "training" / "results.json"
+    if args.results_only:
+        results_only(rows, args, log)
+        return
     if args.eval:
         results, neg = evaluate(rows, gen, args.c, log)
+        seg_res, seg_neg = train_results.evaluate(rows, args.c_results, args.n_results, args.seed, log)
+        seg_summary = train_results.summarize(seg_res, seg_neg)
         td = float(np.quantile(neg["tool_description"], 0.99))
-        tr = result_threshold(neg)
         # Arguments, elicitation and sampling messages are short prompts: 1 % FPR on benign prompts.
         tp = float(np.quantile(neg["tool_result:prompts"], 0.99))
         thresholds = {
             "tool_description": td,
             "server_instructions": td,
-            "tool_result": tr,
+            "tool_result": float(seg_summary.pop("threshold")),
             "argument": tp,
             "elicitation": tp,
             "sampling": tp,
         }
+        results.update(seg_summary)
+        for v in seg_res.values():
+            ys, sc = v["scores"]
+            record(v["name"], v["file"], "tool_result", v["held_out"], ys, sc)
         results[
-            "yanismiraoui (multilingual, positives only; slabs held out): TPR at shipped tool_result "
-            "threshold"
-        ] = round(float(np.mean(np.array(neg["yanis_pos"]) >= tr)), 4)
+            "yanismiraoui (multilingual, positives only; slabs held out): TPR at shipped message threshold"
+        ] = round(float(np.mean(np.array(neg["yanis_pos"]) >= tp)), 4)
         results["thresholds"] = {k: round(v, 4) for k, v in thresholds.items()}
         if args.smoke:
             print(json.dumps(results, indent=2))
             return
         results_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        with gzip.open(REPO / "training" / "oof_scores.json.gz", "wt", encoding="utf-8") as fh:
+            json.dump(OOF, fh)
     else:
         thresholds = json.loads(results_path.read_text(encoding="utf-8"))["thresholds"]
 
@@ -412,10 +456,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     y = np.array([r["label"] for r in all_rows])
     model = fit(x, y, cell_weights(all_rows), args.c)
     args.out.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(args.out / "model.npz", weights=model.weights.astype(np.float16))
+    segment = train_results.train_final(rows, args.c_results, args.n_results, args.seed, log)
+    np.savez_compressed(
+        args.out / "model.npz",
+        weights=model.weights.astype(np.float16),
+        segment_weights=segment.weights.astype(np.float16),
+    )
     meta = {
         "bits": BITS,
         "bias": model.bias,
+        "segment_bias": segment.bias,
         "thresholds": thresholds,
         "c": args.c,
         "seed": args.seed,

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from mcpwarden.detect.classifier import Model, load_model, prepare
+from mcpwarden.detect.classifier import Model, load_model, prepare, prepare_segments
 from mcpwarden.detect.normalize import NormalizedText, normalize
 from mcpwarden.detect.rules import METADATA_KINDS, STRUCTURAL_WEIGHTS, match_rules
 from mcpwarden.detect.secrets import CREDENTIAL_KINDS, find_secrets_normalized
@@ -52,8 +52,12 @@ _SEMANTIC_RULES = frozenset(
         "instruction-override",
         "fake-role-marker",
         "dangerous-command",
+        "ai-addressed-message",
     }
 )
+# Kinds scored by the segment model (instructions addressed to the model inside data).
+_SEGMENT_KINDS = frozenset({"tool_result"})
+_MIN_ARGUMENT_CHARS = 24
 _MAX_SCAN_CHARS = 1_000_000  # beyond this only the head and tail are scored (size caps are the gateway's job)
 
 
@@ -165,9 +169,10 @@ def score_text(text: str, kind: str, model: Model | None, *, use_rules: bool = T
                     ev.add("encoded-payload", 0.5, hit.strong, s, e)
         _secrets(norm, kind, ev)
         semantic = [r for r in ev.weights if r in _SEMANTIC_RULES]
-        if kind in METADATA_KINDS and len(semantic) >= 3:
+        if (kind in METADATA_KINDS or kind == "tool_result") and len(semantic) >= 3:
             # Three independent kinds of evidence (say a file path, an instruction to the model and
-            # concealment) in one definition: measured to occur in no registry tool.
+            # concealment) in one definition or result: measured to occur in no registry tool,
+            # BFCL function, BIPIA context, benign prompt or generated benign result (20k texts).
             ev.add("multiple-indicators", 0.6, True, 0, len(text))
 
     rule_keep = 1.0
@@ -178,7 +183,14 @@ def score_text(text: str, kind: str, model: Model | None, *, use_rules: bool = T
     if model is not None:
         threshold = model.thresholds.get(kind, _DEFAULT_THRESHOLD)
         # The main view plus up to four decoded payloads; decoded text can hide what plain text shows.
-        p = max(model.score(prepare(v.lower), kind) for v in norm.views[:5])
+        views = norm.views[:5]
+        if kind in _SEGMENT_KINDS and model.segment is not None:
+            # Data the model reads: the most instruction-like window of it decides.
+            p = max(model.segment.score(prepare_segments(v.lower)) for v in views)
+        elif kind == "argument" and len(norm.main.text.strip()) < _MIN_ARGUMENT_CHARS:
+            p = 0.0  # a few words carry no evidence a text classifier can weigh; rules still apply
+        else:
+            p = max(model.score(prepare(v.lower), kind) for v in views)
     elif use_rules:
         threshold = 0.5
     score = 1.0 - rule_keep * (1.0 - p)

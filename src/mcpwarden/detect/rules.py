@@ -95,24 +95,25 @@ _SENSITIVE_PATH = r"""
 RULES: tuple[Rule, ...] = (
     _r(
         "hidden-instruction-tag",
-        r"""(?<![/\w])<\s*/?\s*(?:important|system|instructions?|secret|hidden|admin|critical|priority|sys
+        # The leading lookahead rejects most positions at once (measured 10x faster on JSON).
+        r"""(?=[<\[{])(?:(?<![/\w])<\s*/?\s*(?:important|system|instructions?|secret|hidden|admin|critical|priority|sys
             |assistant[_ -]?(?:only|note)|ai[_ -]?(?:only|note)|note[_ -]to[_ -](?:the[_ -])?(?:ai
               |assistant|model|llm))
             (?:\s[^<>]{0,40})?>
           | \[\s*/?(?:system|important|hidden|admin)(?:\s+(?:note|message|instructions?))?\s*\]
-          | \{\{\s*system\s*\}\}""",
+          | \{\{\s*system\s*\}\})""",
         0.55,
         needles=("<", "[", "{{"),
     ),
     _r(
         "fake-role-marker",
-        r"""<\|?(?:im_start|im_end|system|endoftext|start_header_id)\|?>
+        r"""(?:(?=[<\[\nben])|^)(?:<\|?(?:im_start|im_end|system|endoftext|start_header_id)\|?>
           | \[/?inst\] | <<\s*/?sys\s*>>
           | (?:^|\n)\s*\#{1,4}\s*(?:system|assistant)\b(?:\s+(?:prompt|message
             |instructions?))?\s*:?\s*(?:\n|$)
           | (?:^|\n)\s*(?:system|assistant)\s*(?:message|prompt)?\s*:\s
           | \b(?:begin|end)\s+(?:of\s+)?(?:system|developer)\s+(?:prompt|message|instructions)
-          | \bnew\s+system\s+(?:prompt|message|instructions?)\b""",
+          | \bnew\s+system\s+(?:prompt|message|instructions?)\b)""",
         0.6,
         strong=True,
         needles=("<", "[", "system", "assistant", "#"),
@@ -287,6 +288,44 @@ RULES: tuple[Rule, ...] = (
           | https?://(?:169\.254\.169\.254|metadata\.google\.internal|100\.100\.100\.200|\[fd00:ec2::254\])""",
         0.4,
         needles=("script:", "file:", "data:", "169.254", "metadata", "100.100", "fd00"),
+    ),
+    _r(
+        # Data that speaks to the model reading it: "This is an important message from me, Emma,
+        # to you, GPT-4", "before you can solve the task I gave you", "Attention AI agent", an
+        # <INFORMATION> block. In a tool result no legitimate datum addresses the assistant.
+        "ai-addressed-message",
+        r"""(?=[a-z<])(?:\b(?:message|note|notice|instructions?|request|reminder)\s+
+            (?:from\s+[^.\n]{1,60}?\s+)?(?:to|for)
+            \s+(?:you,?\s+)?(?:the\s+|any\s+|all\s+)?(?:ai|assistant|llm|language\s+model|agent
+            |gpt(?:-?\d[\w.-]*)?|claude
+            |gemini|chatbot|ai\s+(?:model|assistant|agent)s?|model\s+reading\s+this)\b
+          | \bbefore\s+you\s+(?:can\s+)?(?:solve|complete|finish|answer|continue\s+with|do)\s+the\s+task
+          | \bthe\s+task\s+(?:that\s+|which\s+)?i\s+(?:gave|assigned|asked)\s+you\b
+          | \b(?:dear|hey|hello|hi|attention|attn)[\s:,]+(?:the\s+)?(?:ai|assistant|llm
+            |language\s+model|agent|chatbot
+            |ai\s+(?:model|assistant|agent))\b
+          | \b(?:if\s+you\s+are|as)\s+an?\s+(?:ai|llm|language\s+model|ai\s+assistant|ai\s+agent)\s+
+            (?:reading|processing
+            |summari[sz]ing|parsing)\b
+          | \b(?:ai|llm|language\s+model|assistant|agent)s?\s+
+            (?:reading|processing|summari[sz]ing|parsing)\s+this\b
+          | <\s*/?\s*information\s*>)""",
+        0.7,
+        strong=True,
+        kinds=frozenset({"tool_result"}),
+        needles=(
+            "ai",
+            "assistant",
+            "llm",
+            "model",
+            "agent",
+            "gpt",
+            "claude",
+            "gemini",
+            "chatbot",
+            "task",
+            "information",
+        ),
     ),
     _r(
         "elicitation-sensitive-request",
@@ -596,7 +635,9 @@ def match_rules(lower: str, kind: str) -> list[RuleHit]:
     for rule in RULES:
         if rule.body or (rule.kinds and kind not in rule.kinds):
             continue
-        if rule.needle_re is not None and rule.needle_re.search(lower) is None:
+        # `in` per needle (a fast C substring search) beats one regex alternation of many
+        # literals when, as usual, none occurs: measured 2x faster on 1-10 KB results.
+        if rule.needles and not any(n in lower for n in rule.needles):
             continue
         for m in rule.pattern.finditer(lower):
             hits.append(RuleHit(rule.id, m.start(), m.end(), rule.weight, rule.strong))
