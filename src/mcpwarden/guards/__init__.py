@@ -23,6 +23,7 @@ from mcpwarden.guards.quota import QuotaGuard
 from mcpwarden.guards.risk import RiskGuard
 from mcpwarden.guards.scopes import ScopeGuard
 from mcpwarden.guards.size import SizeGuard
+from mcpwarden.guards.tasks import TaskOwnershipGuard
 from mcpwarden.pipeline import Guard
 
 GuardFactory = Callable[[Settings, CatalogView], Guard | None]
@@ -40,6 +41,7 @@ BUILTIN_GUARDS: tuple[GuardFactory, ...] = (
     # Policy before pinning: a caller refused by policy learns only `tool-not-permitted`, never
     # whether a tool it may not use exists or changed.
     PolicyGuard.from_settings,
+    TaskOwnershipGuard.from_settings,  # after policy: tasks/* of a caller policy refuses stay refused
     PinningGuard.from_settings,
     FlowGuard.from_settings,  # before approval: it may ask the approval guard to hold a call
     ApprovalGuard.from_settings,  # last: a human is asked only about calls nothing else refused

@@ -1,0 +1,83 @@
+"""Task ownership: a caller reaches only tasks its own calls started (no confused deputy)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mcpwarden import reasons
+from mcpwarden.exchange import Exchange, Identity
+from mcpwarden.guards.tasks import TaskOwnershipGuard
+from tests.support import stdio_upstream, write_config
+from tests.transport.test_stdio_wire import META, RawStdio
+
+pytestmark = pytest.mark.anyio
+
+
+def _exchange(method: str, principal: str, server: str, target: str | None) -> Exchange:
+    return Exchange(
+        method,
+        {},
+        Identity(principal),
+        "http",
+        principal,
+        "2026-07-28",
+        server,
+        target,
+        f"{server}__{target}",
+    )
+
+
+async def _started(guard: TaskOwnershipGuard, principal: str, result: Any, server: str = "jobs") -> None:
+    call = _exchange("tools/call", principal, server, "slow_compute")
+    call.result = result
+    assert (await guard.check_response(call)).allowed
+
+
+async def _asks(guard: TaskOwnershipGuard, principal: str, task: str, method: str = "tasks/get") -> str:
+    return (await guard.check_request(_exchange(method, principal, "jobs", task))).reason
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        {"resultType": "task", "taskId": "t-1"},  # 2026-07-28 tasks extension
+        {"task": {"taskId": "t-1", "status": "working"}},  # 2025-11-25 CreateTaskResult
+    ],
+)
+async def test_only_the_principal_that_started_a_task_reaches_it(result: dict[str, Any]) -> None:
+    guard = TaskOwnershipGuard()
+    await _started(guard, "alice", result)
+    for method in ("tasks/get", "tasks/result", "tasks/cancel", "tasks/update"):
+        assert await _asks(guard, "alice", "t-1", method) == reasons.OK
+        assert await _asks(guard, "bob", "t-1", method) == reasons.UNKNOWN_TASK
+
+
+async def test_a_guessed_or_foreign_task_is_unknown() -> None:
+    guard = TaskOwnershipGuard()
+    await _started(guard, "alice", {"resultType": "task", "taskId": "t-1"}, server="other")
+    assert await _asks(guard, "alice", "t-1") == reasons.UNKNOWN_TASK  # same id, another server
+    assert await _asks(guard, "alice", "t-2") == reasons.UNKNOWN_TASK  # never started here
+    await _started(guard, "alice", {"content": [], "resultType": "complete"})  # no task in it
+    assert await _asks(guard, "alice", "t-3") == reasons.UNKNOWN_TASK
+
+
+async def test_memory_is_bounded() -> None:
+    guard = TaskOwnershipGuard(max_tasks=2)
+    for task in ("a", "b", "c"):
+        await _started(guard, "alice", {"resultType": "task", "taskId": task})
+    assert await _asks(guard, "alice", "a") == reasons.UNKNOWN_TASK
+    assert await _asks(guard, "alice", "c") == reasons.OK
+
+
+def test_through_the_gateway_a_guessed_task_id_is_refused(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"alpha": stdio_upstream("alpha")})
+    raw = RawStdio(config)
+    try:
+        params = {"taskId": "alpha__1", "_meta": META}
+        answer = raw.request({"jsonrpc": "2.0", "id": 1, "method": "tasks/get", "params": params})
+        assert answer["error"]["data"]["reason"] == reasons.UNKNOWN_TASK
+    finally:
+        raw.close()
