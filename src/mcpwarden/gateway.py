@@ -35,6 +35,7 @@ from mcp.server.subscriptions import (
 from mcp.shared.dispatcher import CallOptions, ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata
+from mcp_types import SERVER_INFO_META_KEY
 from mcp_types.methods import serialize_server_result
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import TypeAdapter
@@ -43,6 +44,7 @@ import mcpwarden
 from mcpwarden import reasons
 from mcpwarden.config import Settings
 from mcpwarden.consent import ConsentBroker
+from mcpwarden.exchange import Exchange
 from mcpwarden.guards import build_guards
 from mcpwarden.guards.content import screen_input_request
 from mcpwarden.pinning.startup import startup_check_for
@@ -62,11 +64,11 @@ from mcpwarden.upstream.connection import (
     UpstreamUnavailable,
     forwarded_capabilities,
 )
+from mcpwarden.upstream.wire import invalid_reply
 
 logger = logging.getLogger(__name__)
 
 MAX_INPUT_ROUNDS = 8  # bridging a legacy client: rounds of upstream questions before giving up
-_SERVER_INFO_META = "io.modelcontextprotocol/serverInfo"
 _ResultT = TypeVar("_ResultT")
 _JSON: TypeAdapter[Any] = TypeAdapter(dict[str, Any])
 
@@ -313,12 +315,7 @@ class Gateway:
     ) -> types.CallToolResult | types.InputRequiredResult:
         exchange = current_exchange()
         target = _required(exchange.target)
-        upstream = self.upstreams[_required(exchange.server)]
-        if upstream.catalog.tool(target) is None:
-            # Only what the server listed (and the guards saw) may be called.
-            raise MCPError(
-                types.INVALID_PARAMS, f"no server exposes {params.name!r}", {"reason": reasons.UNKNOWN_TOOL}
-            )
+        self._listed_upstream(exchange)
 
         async def send(
             responses: types.InputResponses | None, state: str | None
@@ -335,30 +332,35 @@ class Gateway:
 
         return await self._relay(ctx, send, params.input_responses, params.request_state)
 
-    async def call_tool_wire(self, ctx: ServerRequestContext[Any, Any]) -> dict[str, Any]:
-        """`tools/call` for the fast lane (transport/fastlane.py): the same relay as `_call_tool`,
-        but the request and the result stay JSON (see `Upstream.request_wire`)."""
-        exchange = current_exchange()
-        target, server_id = _required(exchange.target), _required(exchange.server)
-        if self.upstreams[server_id].catalog.tool(target) is None:
+    def _listed_upstream(self, exchange: Exchange) -> Upstream:
+        """The upstream of a `tools/call`, which must have listed the tool: only what the server
+        listed (and the guards saw) may be called."""
+        upstream = self.upstreams[_required(exchange.server)]
+        if upstream.catalog.tool(_required(exchange.target)) is None:
             raise MCPError(
                 types.INVALID_PARAMS,
                 f"no server exposes {exchange.exposed_name!r}",
                 {"reason": reasons.UNKNOWN_TOOL},
             )
-        client = await self._client_for(server_id, ctx)
-        params: dict[str, Any] = {"name": target}
+        return upstream
+
+    async def call_tool_wire(self, ctx: ServerRequestContext[Any, Any]) -> dict[str, Any]:
+        """`tools/call` for the fast lane (transport/fastlane.py): the same relay as `_call_tool`,
+        but the request and the result stay JSON (see `Upstream.request_wire`)."""
+        exchange = current_exchange()
+        upstream = self._listed_upstream(exchange)
+        client = await self._client_for(upstream.server_id, ctx)
+        params: dict[str, Any] = {"name": _required(exchange.target)}
         arguments = (ctx.params or {}).get("arguments")
         if arguments is not None:
             params["arguments"] = arguments
         forwarded_capabilities.set(_relayable_capabilities(ctx))
-        upstream = self.upstreams[server_id]
         raw = await self._upstream_call(upstream.request_wire(client, "tools/call", params))
         if raw.get("resultType") == "input_required":
             try:
                 asked = types.InputRequiredResult.model_validate(raw).input_requests or {}
             except ValueError:
-                raise _invalid_reply() from None
+                raise invalid_reply() from None
             _require_client_capabilities(ctx, asked)
         if client.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:
             raw.setdefault("resultType", "complete")  # the SDK's reading of a 2025 result
@@ -366,8 +368,8 @@ class Gateway:
         try:
             result = serialize_server_result("tools/call", ctx.protocol_version, raw)
         except ValueError:  # pydantic's ValidationError included: a result the spec does not allow
-            raise _invalid_reply() from None
-        result["_meta"] = {**result.get("_meta", {}), _SERVER_INFO_META: self.server.server_info_stamp}
+            raise invalid_reply() from None
+        result["_meta"] = {**result.get("_meta", {}), SERVER_INFO_META_KEY: self.server.server_info_stamp}
         return result
 
     async def _get_prompt(
@@ -666,23 +668,17 @@ def _upstream_error(exc: MCPError) -> MCPError:
     return MCPError(exc.code, exc.message, {**data, "reason": reasons.UPSTREAM_ERROR})
 
 
-def _invalid_reply() -> MCPError:
-    return MCPError(
-        types.INTERNAL_ERROR, "the server sent an invalid reply", {"reason": reasons.UPSTREAM_INVALID_REPLY}
-    )
-
-
 def _strip_upstream_identity_wire(result: dict[str, Any]) -> None:
     meta = result.get("_meta")
-    if isinstance(meta, dict) and _SERVER_INFO_META in meta:
-        result["_meta"] = {key: value for key, value in meta.items() if key != _SERVER_INFO_META}
+    if isinstance(meta, dict) and SERVER_INFO_META_KEY in meta:
+        result["_meta"] = {key: value for key, value in meta.items() if key != SERVER_INFO_META_KEY}
 
 
 def _strip_upstream_identity(result: Any) -> None:
     """The upstream's self-description must not pass as ours; the SDK stamps the gateway's own."""
     meta = getattr(result, "meta", None)
-    if isinstance(meta, dict) and _SERVER_INFO_META in meta:
-        del meta[_SERVER_INFO_META]
+    if isinstance(meta, dict) and SERVER_INFO_META_KEY in meta:
+        del meta[SERVER_INFO_META_KEY]
 
 
 def _progress_relay(ctx: ServerRequestContext[Any, Any]) -> ProgressFnT | None:

@@ -26,7 +26,7 @@ import orjson
 from mcp.server import ServerRequestContext
 from mcp.server.session import ServerSession
 from mcp.shared.exceptions import MCPError
-from mcp_types import CLIENT_CAPABILITIES_META_KEY
+from mcp_types import CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOCOL_VERSION_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, ValidationError
 
@@ -34,9 +34,7 @@ from mcpwarden.gateway import Gateway
 
 logger = logging.getLogger(__name__)
 
-_PROTOCOL_VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
-_CLIENT_INFO_KEY = "io.modelcontextprotocol/clientInfo"
-_PLAIN_META = frozenset({_PROTOCOL_VERSION_KEY, CLIENT_CAPABILITIES_META_KEY, _CLIENT_INFO_KEY})
+_PLAIN_META = frozenset({PROTOCOL_VERSION_META_KEY, CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY})
 _PLAIN_PARAMS = frozenset({"name", "arguments", "_meta"})
 _ENVELOPE = frozenset({"jsonrpc", "id", "method", "params"})
 _MAX_CACHED_CAPABILITIES = 256
@@ -88,11 +86,11 @@ class FastLane:
         meta = params.get("_meta")
         if not isinstance(meta, dict) or meta.keys() - _PLAIN_META:
             return None
-        version = meta.get(_PROTOCOL_VERSION_KEY)
+        version = meta.get(PROTOCOL_VERSION_META_KEY)
         if version not in MODERN_PROTOCOL_VERSIONS or not isinstance(version, str):
             return None
         capabilities = self._validated_capabilities(
-            meta.get(CLIENT_CAPABILITIES_META_KEY), meta.get(_CLIENT_INFO_KEY)
+            meta.get(CLIENT_CAPABILITIES_META_KEY), meta.get(CLIENT_INFO_META_KEY)
         )
         if capabilities is None:
             return None
