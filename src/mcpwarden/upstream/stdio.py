@@ -115,9 +115,8 @@ class WireRequests:
             "method": "notifications/cancelled",
             "params": {"requestId": request_id, "reason": reason},
         }
-        with suppress(anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
-            with anyio.move_on_after(_CANCEL_NOTICE_TIMEOUT):
-                await self._write_line(orjson.dumps(notice) + b"\n")
+        with suppress(OSError), anyio.move_on_after(_CANCEL_NOTICE_TIMEOUT):  # a gone child needs none
+            await self._write_line(orjson.dumps(notice) + b"\n")
 
 
 @dataclass
