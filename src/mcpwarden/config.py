@@ -434,6 +434,13 @@ class GatewaySettings(_Model):
     max_in_flight: int = Field(64, gt=0, description="Concurrent requests one client may have open.")
     restart_backoff_max: float = Field(30.0, gt=0, description="Longest wait between upstream restarts.")
     approval_timeout: float = Field(120.0, gt=0, description="Seconds to wait for a human's answer.")
+    audit_commit_ms: float = Field(
+        10.0,
+        ge=0,
+        le=1000,
+        description="Audit events are committed in batches this many ms after their exchange ends "
+        "(kill -9 can lose that window); 0 commits right after each answer.",
+    )
     allowed_hosts: tuple[str, ...] = Field((), description="Extra Host values accepted (host:port).")
     allowed_origins: tuple[str, ...] = Field((), description="Extra Origin values accepted.")
 

@@ -163,3 +163,16 @@ def test_verify_sees_a_consistent_snapshot_while_appends_continue(
     results.append(audit_log.verify())
     assert all(result.ok for result in results), [r.problem for r in results if not r.ok]
     assert results[-1].checked == 400
+
+
+def test_a_batch_chains_exactly_like_single_appends(
+    audit_log: SqliteAuditLog, make_event: EventFactory
+) -> None:
+    first = audit_log.append(make_event(correlation_id="single"))
+    batch = audit_log.append_many([make_event(correlation_id=f"b{i}") for i in range(3)])
+    assert [record.seq for record in batch] == [2, 3, 4]
+    assert batch[0].prev_hash == first.hash
+    for before, record in zip([first, *batch], batch, strict=False):
+        assert record.hash == record_hash(record.seq, record.event, before.hash)
+    assert audit_log.tail(10) == [first, *batch]
+    assert audit_log.verify().ok

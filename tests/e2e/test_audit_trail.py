@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+import anyio
 import pytest
 from mcp import Client
 
@@ -38,7 +39,10 @@ async def test_every_call_is_recorded_and_survives_kill_9(tmp_path: Path) -> Non
             for index in range(20):
                 result = await client.call_tool("alpha__echo", {"text": f"call-{index}"})
                 answered.append(result.content[0].text)  # type: ignore[union-attr]
-            gateway.send_signal(signal.SIGKILL)  # no shutdown, no flush: only what was committed
+            # The gateway commits in batches within gateway.audit_commit_ms (10 ms): past that window
+            # every answered call must be on disk, with no shutdown and no flush.
+            await anyio.sleep(0.2)
+            gateway.send_signal(signal.SIGKILL)
             gateway.wait(10)
 
     assert len(answered) == 20
@@ -53,7 +57,6 @@ async def test_every_call_is_recorded_and_survives_kill_9(tmp_path: Path) -> Non
 def test_verify_detects_an_edited_record(tmp_path: Path) -> None:
     config = write_config(tmp_path, {"alpha": stdio_upstream("alpha")})
     with http_gateway(config) as url:
-        import anyio
 
         async def some_calls() -> None:
             async with Client(authenticated(url)) as client:

@@ -31,15 +31,14 @@ detectable up to the last anchor.
 an insert that does not extend the chain, and on rewinding the head, so a bug or a stray SQL
 statement fails loudly. They are a guard rail, not a security boundary: an attacker drops them.
 
-**Durability.** One `BEGIN IMMEDIATE … COMMIT` per event, committed before `append` returns; the
-database is in WAL mode (`store.sqlite`). With `synchronous="NORMAL"` (the default) a committed
-event survives `kill -9` of the gateway, because it is already written to the WAL file, but the
-last events before a power loss or kernel crash may be lost. `synchronous="FULL"` adds an fsync per
-event and survives power loss too. We chose a commit per event over batching because an event
-the client has already been answered for should not sit in memory, and in WAL with NORMAL a commit
-costs tens of microseconds (see `bench/audit.py`). The rare slow append is SQLite's automatic WAL
-checkpoint (every ~1000 pages), which copies pages into the main file and syncs it; it runs in the
-appending thread, which is why the pipeline should append from a worker thread, not the event loop.
+**Durability.** Each `append` / `append_many` is one `BEGIN IMMEDIATE … COMMIT`, committed before
+it returns; the database is in WAL mode (`store.sqlite`). With `synchronous="NORMAL"` (the default)
+a committed event survives `kill -9` of the gateway, because it is already written to the WAL file,
+but the last events before a power loss or kernel crash may be lost. `synchronous="FULL"` adds an
+fsync per commit and survives power loss too. The gateway does not call `append` per exchange: it
+queues events and commits them in small batches within a bounded window (`audit.writer`), so
+`kill -9` can lose the events of that window. The rare slow commit is SQLite's automatic WAL
+checkpoint (every ~1000 pages), which copies pages into the main file and syncs it.
 
 **Concurrency.** The last hash is read inside `BEGIN IMMEDIATE`, which holds SQLite's write lock,
 so two processes appending to one file (two gateways, or a gateway and a test) interleave whole
@@ -52,7 +51,7 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -217,18 +216,31 @@ class SqliteAuditLog:
         """Chain `event` after the current head and commit it before returning.
 
         Raises `AuditError` once closed and `sqlite3.Error` when the write fails (disk full, the
-        lock held by another process beyond busy_timeout); nothing is half-written then, and the
-        caller (the pipeline's `finally`) logs the failure rather than failing the exchange.
+        lock held by another process beyond busy_timeout); nothing is half-written then.
         """
+        return self.append_many((event,))[0]
+
+    def append_many(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        """Chain `events` in order after the current head, in one transaction (group commit).
+
+        Either every event is committed or none is; errors as for `append`.
+        """
+        records: list[AuditRecord] = []
         with self._lock:
             conn = self._connection()
             with transaction(conn, immediate=True):
                 # Read the head inside the write lock, so no other writer can take the same seq.
                 head_seq, prev_hash = conn.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
-                seq = int(head_seq) + 1
-                digest = record_hash(seq, event, prev_hash)
-                conn.execute(_INSERT, (seq, *_event_columns(event), prev_hash, digest))
-            return AuditRecord(seq=seq, event=event, prev_hash=prev_hash, hash=digest)
+                seq = int(head_seq)
+                for event in events:
+                    seq += 1
+                    digest = record_hash(seq, event, prev_hash)
+                    records.append(AuditRecord(seq=seq, event=event, prev_hash=prev_hash, hash=digest))
+                    prev_hash = digest
+                conn.executemany(
+                    _INSERT, [(r.seq, *_event_columns(r.event), r.prev_hash, r.hash) for r in records]
+                )
+        return records
 
     def tail(self, limit: int = 20) -> list[AuditRecord]:
         """The last `limit` records, oldest first (like `tail`)."""

@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcpwarden.approvals.http import ADMIN_PREFIX, approval_routes
 from mcpwarden.audit.log import SqliteAuditLog, audit_db_path
+from mcpwarden.audit.writer import GroupCommit
 from mcpwarden.auth.http import HttpAuth
 from mcpwarden.config import Settings
 from mcpwarden.exchange import ANONYMOUS, IDENTITY_SCOPE_KEY, Identity
@@ -211,7 +212,7 @@ class HttpFastLane:
 def build_http_app(settings: Settings, host: str = "127.0.0.1") -> Starlette:
     """The whole ASGI application of `mcpwarden serve`."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    audit = SqliteAuditLog(audit_db_path(settings.state_dir))
+    audit = GroupCommit(SqliteAuditLog(audit_db_path(settings.state_dir)))
     gateway = Gateway(
         settings,
         transport="http",

@@ -29,10 +29,12 @@ from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
 from mcpwarden.audit.log import SqliteAuditLog, audit_db_path
+from mcpwarden.audit.writer import GroupCommit
 from mcpwarden.config import Settings
 from mcpwarden.exchange import Identity
 from mcpwarden.gateway import Gateway
 from mcpwarden.jsonlines import CHUNK_BYTES, Oversize, split_lines, stream_chunks
+from mcpwarden.pipeline import AuditSink
 from mcpwarden.transport.fastlane import FastCall, FastLane, encode_response
 from mcpwarden.transport.wire import WireError, parse_message
 
@@ -246,7 +248,7 @@ def stdio_session_key(ctx: Any, principal: str) -> str:
     return "stdio"
 
 
-def build_stdio_gateway(settings: Settings, audit: SqliteAuditLog) -> Gateway:
+def build_stdio_gateway(settings: Settings, audit: AuditSink) -> Gateway:
     return Gateway(
         settings,
         transport="stdio",
@@ -258,7 +260,9 @@ def build_stdio_gateway(settings: Settings, audit: SqliteAuditLog) -> Gateway:
 
 async def serve_stdio(settings: Settings) -> None:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    audit = SqliteAuditLog(audit_db_path(settings.state_dir))
+    audit = GroupCommit(
+        SqliteAuditLog(audit_db_path(settings.state_dir)), settings.gateway.audit_commit_ms / 1000
+    )
     gateway = build_stdio_gateway(settings, audit)
     # Children must never read our stdin or write our stdout: they get pipes of their own, and
     # anything else that prints goes to stderr because we keep the real stdout to ourselves.

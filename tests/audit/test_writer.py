@@ -1,0 +1,89 @@
+"""GroupCommit: events queued by the gateway are committed in batches within the window, in order,
+on one chain; nothing queued is lost on a clean close, and a failed commit never raises."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import pytest
+
+from mcpwarden.audit.events import AuditEvent
+from mcpwarden.audit.log import SqliteAuditLog
+from mcpwarden.audit.writer import MAX_BATCH, GroupCommit
+
+EventFactory = Callable[..., AuditEvent]
+
+
+def committed(db_path: Path) -> list[str]:
+    with SqliteAuditLog(db_path, create=False) as reader:
+        return [record.event.correlation_id for record in reader.iter_records()]
+
+
+def test_outside_an_event_loop_each_event_is_committed_at_once(
+    db_path: Path, make_event: EventFactory
+) -> None:
+    writer = GroupCommit(SqliteAuditLog(db_path), window=60.0)
+    writer.append(make_event(correlation_id="a"))
+    assert committed(db_path) == ["a"]
+    writer.close()
+
+
+@pytest.mark.anyio
+async def test_events_are_committed_together_once_the_window_passes(
+    db_path: Path, make_event: EventFactory
+) -> None:
+    writer = GroupCommit(SqliteAuditLog(db_path), window=0.05)
+    for index in range(5):
+        writer.append(make_event(correlation_id=f"e{index}"))
+    assert committed(db_path) == []  # still inside the window
+    await anyio.sleep(0.2)
+    assert committed(db_path) == [f"e{index}" for index in range(5)]
+    writer.append(make_event(correlation_id="later"))  # a new batch opens a new window
+    await anyio.sleep(0.2)
+    assert committed(db_path)[-1] == "later"
+    assert writer.log.verify().ok
+    writer.close()
+
+
+@pytest.mark.anyio
+async def test_a_zero_window_commits_at_the_next_turn_of_the_loop(
+    db_path: Path, make_event: EventFactory
+) -> None:
+    writer = GroupCommit(SqliteAuditLog(db_path), window=0.0)
+    writer.append(make_event(correlation_id="a"))
+    await anyio.sleep(0)
+    await anyio.sleep(0)
+    assert committed(db_path) == ["a"]
+    writer.close()
+
+
+@pytest.mark.anyio
+async def test_close_commits_what_is_queued(db_path: Path, make_event: EventFactory) -> None:
+    writer = GroupCommit(SqliteAuditLog(db_path), window=60.0)
+    events = [make_event(correlation_id=f"e{index}") for index in range(MAX_BATCH * 2 + 3)]
+    for event in events:
+        writer.append(event)
+    writer.close()
+    assert committed(db_path) == [event.correlation_id for event in events]
+    with SqliteAuditLog(db_path, create=False) as reader:
+        assert reader.verify().ok
+
+
+@pytest.mark.anyio
+async def test_a_failed_commit_is_logged_with_the_lost_ids_and_never_raises(
+    db_path: Path, make_event: EventFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = SqliteAuditLog(db_path)
+    writer = GroupCommit(log, window=0.01)
+    log.close()  # the database is gone from under the writer
+    writer.append(make_event(correlation_id="lost-one"))
+    with caplog.at_level(logging.ERROR, logger="mcpwarden.audit.writer"):
+        await anyio.sleep(0.1)
+    assert "lost-one" in caplog.text
+    assert "AuditError" in caplog.text
+    writer.append(make_event(correlation_id="lost-two"))  # the writer keeps going
+    writer.flush()
+    assert "lost-two" in caplog.text
