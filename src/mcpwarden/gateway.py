@@ -365,10 +365,13 @@ class Gateway:
         if client.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:
             raw.setdefault("resultType", "complete")  # the SDK's reading of a 2025 result
         _strip_upstream_identity_wire(raw)
-        try:
-            result = serialize_server_result("tools/call", ctx.protocol_version, raw)
-        except ValueError:  # pydantic's ValidationError included: a result the spec does not allow
-            raise invalid_reply() from None
+        if ctx.protocol_version == PLAIN_RESULT_VERSION and is_plain_call_result(raw):
+            result = raw  # what the SDK's check would hand back unchanged (tests/test_gateway.py)
+        else:
+            try:
+                result = serialize_server_result("tools/call", ctx.protocol_version, raw)
+            except ValueError:  # pydantic's ValidationError included: a result the spec does not allow
+                raise invalid_reply() from None
         result["_meta"] = {**result.get("_meta", {}), SERVER_INFO_META_KEY: self.server.server_info_stamp}
         return result
 
@@ -666,6 +669,36 @@ def _upstream_error(exc: MCPError) -> MCPError:
         return exc
     # The upstream's own error: keep its code and message (later guards scan and redact them).
     return MCPError(exc.code, exc.message, {**data, "reason": reasons.UPSTREAM_ERROR})
+
+
+# The protocol version whose result schema `is_plain_call_result` mirrors; others take the SDK's check.
+PLAIN_RESULT_VERSION = "2026-07-28"
+_PLAIN_RESULT_KEYS = frozenset({"content", "structuredContent", "isError", "_meta", "resultType"})
+_TEXT_KEYS = frozenset({"type", "text"})
+
+
+def is_plain_call_result(raw: dict[str, Any]) -> bool:
+    """A complete `tools/call` result of the commonest shape (text content, optional structured
+    content, error flag and `_meta`), which the SDK's check for the current protocol version passes
+    through unchanged. Checking this costs far less than validating and re-serialising; anything
+    else takes the SDK's check."""
+    if raw.get("resultType") != "complete" or raw.keys() - _PLAIN_RESULT_KEYS:
+        return False
+    content = raw.get("content")
+    if type(content) is not list or not all(_is_plain_text(item) for item in content):
+        return False
+    if "isError" in raw and type(raw["isError"]) is not bool:
+        return False
+    if "structuredContent" in raw and type(raw["structuredContent"]) is not dict:
+        return False
+    meta = raw.get("_meta", {})
+    return type(meta) is dict and None not in meta.values()
+
+
+def _is_plain_text(item: Any) -> bool:
+    if type(item) is not dict or item.keys() != _TEXT_KEYS:
+        return False
+    return item["type"] == "text" and type(item["text"]) is str
 
 
 def _strip_upstream_identity_wire(result: dict[str, Any]) -> None:

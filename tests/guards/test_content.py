@@ -17,8 +17,9 @@ from mcp.shared.exceptions import MCPError
 
 from mcpwarden.audit.log import SqliteAuditLog
 from mcpwarden.config import ContentSettings, ServerSpec, Settings
-from mcpwarden.exchange import Identity
+from mcpwarden.exchange import Exchange, Identity
 from mcpwarden.gateway import Gateway
+from mcpwarden.guards.content import ContentGuard
 from tests.fixtures.poisoned_server import CANARY_KEY, CANARY_PRIVATE
 from tests.support import FIXTURES, PYTHON, UPSTREAM_SERVER
 
@@ -144,3 +145,29 @@ async def test_elicitation_phishing_is_refused_before_the_user_sees_it(tmp_path:
             await client.call_tool("bad__phish", {})
     assert caught.value.data["reason"] == "content-blocked"
     assert asked == []
+
+
+@pytest.mark.parametrize(
+    ("text", "cleaned"),
+    [
+        ("pw=Xk9qL2", "pw=[REDACTED:password-assignment]"),  # a credential of the shortest length
+        ("ok\x1b[2J", "ok"),  # short, but carries an escape sequence
+        ("a\u200bb", "ab"),  # short, but carries an invisible character
+        ("\uff50\uff57=\u00e9", "\uff50\uff57=\u00e9"),  # short, not ASCII: the full path; nothing to remove
+        ("42", "42"),
+    ],
+)
+async def test_short_strings_in_results_are_still_cleaned(text: str, cleaned: str) -> None:
+    guard = ContentGuard(ContentSettings())
+    exchange = Exchange(
+        method="tools/call",
+        params={},
+        identity=Identity("stdio"),
+        transport="stdio",
+        session_key="s",
+        protocol_version="2026-07-28",
+    )
+    exchange.result = {"content": [{"type": "text", "text": text}], "structuredContent": {"value": text}}
+    assert (await guard.check_response(exchange)).allowed
+    assert exchange.result["content"][0]["text"] == cleaned
+    assert exchange.result["structuredContent"]["value"] == cleaned

@@ -87,6 +87,9 @@ class AuditEvent:
         put(self, "detail", detail)
         if not isinstance(self.extra, Mapping):
             raise TypeError("extra must be a mapping")
+        if not self.extra:
+            put(self, "extra", {})
+            return
         try:
             frozen_extra = json.loads(canonical_json(dict(self.extra)))
         except (TypeError, ValueError) as exc:
@@ -130,6 +133,8 @@ def _size(name: str, value: object) -> int:
 
 
 def _text(name: str, value: object) -> str:
+    if type(value) is str and value.isascii():
+        return value  # the common case: nothing to repair
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
     try:

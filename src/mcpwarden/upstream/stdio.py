@@ -71,11 +71,14 @@ class WireRequests:
             raise MCPError(types.CONNECTION_CLOSED, "Connection closed")
         self._count += 1
         request_id = f"{WIRE_ID_PREFIX}{self._count}"
-        answered = self._waiting[request_id] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        answered = self._waiting[request_id] = loop.create_future()
+        # A timer on the future itself: asyncio.wait_for costs a task-sized detour on every call.
+        expiry = loop.call_later(timeout, _expire, answered) if timeout is not None else None
         request = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
         try:
             await self._write_line(orjson.dumps(request) + b"\n")
-            reply = await asyncio.wait_for(answered, timeout)
+            reply = await answered
         except TimeoutError:
             await self._cancel(request_id, "timed out")
             raise MCPError(types.REQUEST_TIMEOUT, f"no answer within {timeout} seconds") from None
@@ -86,6 +89,8 @@ class WireRequests:
                 await self._cancel(request_id, "cancelled by the client")
             raise
         finally:
+            if expiry is not None:
+                expiry.cancel()
             self._waiting.pop(request_id, None)
         return result_of(reply)
 
@@ -117,6 +122,11 @@ class WireRequests:
         }
         with suppress(OSError), anyio.move_on_after(_CANCEL_NOTICE_TIMEOUT):  # a gone child needs none
             await self._write_line(orjson.dumps(notice) + b"\n")
+
+
+def _expire(answered: asyncio.Future[Any]) -> None:
+    if not answered.done():
+        answered.set_exception(TimeoutError())
 
 
 @dataclass
