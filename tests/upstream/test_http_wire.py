@@ -1,17 +1,23 @@
-"""The fast lane to a modern HTTP upstream (`upstream/wire.post_wire`): the same outcomes as the
+"""The fast lane to a modern HTTP upstream (`upstream/wire.WirePoster`): the same outcomes as the
 SDK's transport gives for results, tool errors, timeouts, size caps and a server that goes away."""
 
 from __future__ import annotations
 
 import contextlib
+import json
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from mcp.shared.exceptions import MCPError
 
+from mcpwarden.upstream.credentials import upstream_auth
+from mcpwarden.upstream.wire import WirePoster
+from tests.auth.test_upstream_credentials import TokenEndpoint, spec_for
 from tests.support import gateway_client, http_upstream, write_config
 
 pytestmark = pytest.mark.anyio
@@ -63,3 +69,94 @@ async def test_a_server_that_went_away_fails_the_call_at_once(tmp_path: Path) ->
             with pytest.raises(MCPError):
                 await client.call_tool("gone__echo", {"text": "anyone?"})
             assert time.monotonic() - started < 5
+
+
+class RecordingUpstream:
+    """A bare HTTP server on 127.0.0.1 standing in for a modern MCP upstream: it answers every POST
+    with a JSON-RPC result, records what it was sent, and can refuse revoked tokens, set a cookie or
+    redirect."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, str | None]] = []
+        self.revoked: set[str] = set()
+        self.redirect = False
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+                authorization = self.headers.get("Authorization")
+                outer.seen.append({"authorization": authorization, "cookie": self.headers.get("Cookie")})
+                if outer.redirect:
+                    self.send_response(307)
+                    self.send_header("Location", "http://127.0.0.1:9/elsewhere")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if authorization is None or authorization.removeprefix("Bearer ") in outer.revoked:
+                    self.send_response(401)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                reply = json.dumps({"jsonrpc": "2.0", "id": body["id"], "result": {"ok": True}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Set-Cookie", "session=sticky")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/mcp"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def recording() -> Iterator[RecordingUpstream]:
+    served = RecordingUpstream()
+    yield served
+    served.server.shutdown()
+    served.server.server_close()
+
+
+@pytest.fixture
+def endpoint() -> Iterator[TokenEndpoint]:
+    served = TokenEndpoint()
+    yield served
+    served.server.shutdown()
+    served.server.server_close()
+
+
+async def test_the_gateway_token_is_sent_and_renewed_once_on_401(
+    recording: RecordingUpstream, endpoint: TokenEndpoint
+) -> None:
+    auth = upstream_auth("tickets", spec_for(endpoint))
+    poster = WirePoster(recording.url, {"x-gateway": "yes"}, auth, 65536)
+    try:
+        assert await poster.post("tools/call", {"name": "t"}, {}, 5) == {"ok": True}
+        recording.revoked.add("upstream-token-1")
+        endpoint.answer = {**endpoint.answer, "access_token": "upstream-token-2"}
+        assert await poster.post("tools/call", {"name": "t"}, {}, 5) == {"ok": True}
+    finally:
+        await poster.close()
+    assert [seen["authorization"] for seen in recording.seen] == [
+        "Bearer upstream-token-1",
+        "Bearer upstream-token-1",
+        "Bearer upstream-token-2",
+    ]
+    assert len(endpoint.requests) == 2
+    assert all(seen["cookie"] is None for seen in recording.seen)  # no cookie is kept between callers
+
+
+async def test_a_redirect_is_not_followed(recording: RecordingUpstream) -> None:
+    recording.redirect = True
+    poster = WirePoster(recording.url, {"authorization": "Bearer static"}, None, 65536)
+    try:
+        with pytest.raises(MCPError, match="HTTP 307"):
+            await poster.post("tools/call", {"name": "t"}, {}, 5)
+    finally:
+        await poster.close()
+    assert len(recording.seen) == 1

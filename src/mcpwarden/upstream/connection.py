@@ -14,13 +14,12 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import anyio
-import httpx2
 import mcp_types as types
 from mcp import Client
 from mcp.client.session import ClientRequestContext, ElicitationFnT, ListRootsFnT, SamplingFnT
@@ -35,9 +34,9 @@ import mcpwarden
 from mcpwarden.config import GatewaySettings, ServerSpec
 from mcpwarden.errors import UpstreamError
 from mcpwarden.exchange import Decision
-from mcpwarden.upstream.credentials import upstream_auth, upstream_headers
+from mcpwarden.upstream.credentials import ClientCredentialsAuth, upstream_auth, upstream_headers
 from mcpwarden.upstream.stdio import StdioChild, stdio_transport
-from mcpwarden.upstream.wire import post_wire
+from mcpwarden.upstream.wire import WirePoster
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +130,7 @@ class Upstream:
         self.restarts = 0
         self.last_error: str | None = None
         self.child: StdioChild | None = None
-        self._http: httpx2.AsyncClient | None = None  # an HTTP upstream's client, for the fast lane
+        self._poster: WirePoster | None = None  # a modern HTTP upstream's fast-lane sender
         self._on_change = on_change
         self._on_resource_updated = on_resource_updated
         self._client: Client | None = None
@@ -186,12 +185,9 @@ class Upstream:
         wire = self.child.wire if self.child is not None and current else None
         if wire is not None:
             return await wire.send(method, request["params"], timeout)
-        if self._http is not None and current and client.protocol_version in MODERN_PROTOCOL_VERSIONS:
-            assert self.spec.url is not None
-            headers = opts.get("headers", {})
-            return await post_wire(
-                self._http, self.spec.url, method, request["params"], headers, timeout, self._max_reply_bytes
-            )
+        poster = self._poster
+        if poster is not None and current and client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            return await poster.post(method, request["params"], opts.get("headers", {}), timeout)
         if timeout is not None:
             opts["timeout"] = timeout
         return await session._dispatcher.send_raw_request(method, request["params"], opts)
@@ -262,11 +258,27 @@ class Upstream:
             )
         assert spec.url is not None
         # Only the gateway's own configured credentials; never the client's (THREATS A4, D16).
-        http = self._http = create_mcp_http_client(
-            headers=upstream_headers(self.server_id, spec),
-            auth=upstream_auth(self.server_id, spec, self.settings.connect_timeout),
+        return self._http_transport(
+            spec.url,
+            upstream_headers(self.server_id, spec),
+            upstream_auth(self.server_id, spec, self.settings.connect_timeout),
         )
-        return streamable_http_client(spec.url, http_client=http)
+
+    @asynccontextmanager
+    async def _http_transport(
+        self, url: str, headers: dict[str, str], auth: ClientCredentialsAuth | None
+    ) -> AsyncIterator[Any]:
+        """The SDK's transport, and beside it the fast lane's sender for as long as it is open."""
+        poster = self._poster = WirePoster(url, headers, auth, self._max_reply_bytes)
+        http = create_mcp_http_client(headers=headers, auth=auth)
+        try:
+            async with streamable_http_client(url, http_client=http) as streams:
+                yield streams
+        finally:
+            if self._poster is poster:
+                self._poster = None
+            with anyio.CancelScope(shield=True):
+                await poster.close()
 
     async def _serve_one_connection(self) -> None:
         if self._startup_check is not None:

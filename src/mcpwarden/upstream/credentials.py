@@ -82,14 +82,15 @@ class ClientCredentialsAuth(httpx2.Auth):
     async def async_auth_flow(
         self, request: httpx2.Request
     ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
-        request.headers["Authorization"] = f"Bearer {await self._current_token(stale=None)}"
+        request.headers["Authorization"] = f"Bearer {await self.token()}"
         response = yield request
         if response.status_code == 401:
             stale = request.headers["Authorization"].removeprefix("Bearer ")
-            request.headers["Authorization"] = f"Bearer {await self._current_token(stale=stale)}"
+            request.headers["Authorization"] = f"Bearer {await self.token(stale=stale)}"
             yield request
 
-    async def _current_token(self, stale: str | None) -> str:
+    async def token(self, stale: str | None = None) -> str:
+        """The current access token; a fresh one if `stale` (a token the upstream refused) is it."""
         async with self._lock:
             fresh = self._token is not None and time.monotonic() < self._expires_at
             if fresh and (stale is None or self._token != stale):
