@@ -372,8 +372,7 @@ class Gateway:
                 result = serialize_server_result("tools/call", ctx.protocol_version, raw)
             except ValueError:  # pydantic's ValidationError included: a result the spec does not allow
                 raise invalid_reply() from None
-        result["_meta"] = {**result.get("_meta", {}), SERVER_INFO_META_KEY: self.server.server_info_stamp}
-        return result
+        return result  # the fast lane stamps the gateway's identity on its way out, as the SDK does
 
     async def _get_prompt(
         self, ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams

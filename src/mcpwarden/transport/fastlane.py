@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, cast
 
 import mcp_types as types
@@ -26,7 +27,12 @@ import orjson
 from mcp.server import ServerRequestContext
 from mcp.server.session import ServerSession
 from mcp.shared.exceptions import MCPError
-from mcp_types import CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOCOL_VERSION_META_KEY
+from mcp_types import (
+    CLIENT_CAPABILITIES_META_KEY,
+    CLIENT_INFO_META_KEY,
+    PROTOCOL_VERSION_META_KEY,
+    SERVER_INFO_META_KEY,
+)
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, ValidationError
 
@@ -121,7 +127,15 @@ class FastLane:
             return {"jsonrpc": "2.0", "id": call.request_id, "error": error}
         if isinstance(result, BaseModel):  # a hold answered with an InputRequiredResult
             result = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+        elif isinstance(result, dict):  # the upstream's, stamped with our identity after the guards
+            result["_meta"] = {**result.get("_meta", {}), SERVER_INFO_META_KEY: self._identity}
         return {"jsonrpc": "2.0", "id": call.request_id, "result": result}
+
+    @cached_property
+    def _identity(self) -> dict[str, Any]:
+        """The gateway's `serverInfo` stamp, fixed for the life of the server (the SDK's property
+        deep-copies it on every access)."""
+        return self.gateway.server.server_info_stamp
 
     def _validated_capabilities(self, capabilities: Any, client_info: Any) -> types.ClientCapabilities | None:
         if not isinstance(capabilities, dict) or not isinstance(client_info, dict | None):
