@@ -1,9 +1,10 @@
 """What the gateway costs: `tools/call` on a trivial tool, direct vs through mcpwarden, in one run.
 
-Four paths (direct stdio, gateway stdio->stdio, direct HTTP, gateway HTTP->HTTP), each measured
-sequentially and with 8 concurrent callers, interleaved over several rounds so a noisy neighbour
-hits every path alike; medians are reported, with the gateway's resident memory. Everything runs on
-127.0.0.1, is bounded in calls and time, and stops by itself.
+Six paths: direct stdio; a bare JSON relay with no guards (`bare_relay.py`, the floor for any
+relay in Python); the gateway stdio->stdio on its fast lane and on the SDK path; direct HTTP; the
+gateway HTTP->HTTP. Each is measured sequentially and with 8 concurrent callers, interleaved over
+several rounds so a noisy neighbour hits every path alike; medians are reported, with the gateway's
+resident memory. Everything runs on 127.0.0.1, is bounded in calls and time, and stops by itself.
 
     python bench/overhead.py [--calls 500] [--rounds 3]
 """
@@ -31,6 +32,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 
 HERE = Path(__file__).resolve().parent
 TRIVIAL = HERE / "trivial_server.py"
+BARE_RELAY = HERE / "bare_relay.py"
 PY = sys.executable
 CONCURRENCY = 8
 WARMUP = 30
@@ -132,6 +134,10 @@ async def path_client(
     if name == "direct stdio":
         async with Client(StdioServerParameters(command=PY, args=[str(TRIVIAL)])) as client:
             yield client, "add", None
+    elif name == "bare relay stdio":
+        params = StdioServerParameters(command=PY, args=[str(BARE_RELAY), PY, str(TRIVIAL)])
+        async with Client(params) as client:
+            yield client, "add", None
     elif name.startswith("gateway stdio"):
         config = workdir / "stdio.yaml"
         config.write_text(
@@ -200,7 +206,16 @@ async def main() -> None:
     args = parser.parse_args()
     # "(SDK lane)": the same gateway, each call asking for progress, which only the SDK path serves:
     # what the fast lane (transport/fastlane.py) saves, measured beside it.
-    paths = ["direct stdio", "gateway stdio", "gateway stdio (SDK lane)", "direct http", "gateway http"]
+    # "bare relay": a Python JSON relay with no guards at all (bench/bare_relay.py), the floor any
+    # relay in Python starts from, measured beside the gateway.
+    paths = [
+        "direct stdio",
+        "bare relay stdio",
+        "gateway stdio",
+        "gateway stdio (SDK lane)",
+        "direct http",
+        "gateway http",
+    ]
     results: dict[str, list[dict[str, float]]] = {name: [] for name in paths}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -237,13 +252,13 @@ async def main() -> None:
             f"{median(name, 'p50_ms'):12.2f} {median(name, 'p99_ms'):12.2f} {median(name, 'rss_mb'):12.1f}"
         )
     print()
-    for gateway in (name for name in paths if name.startswith("gateway")):
-        direct = "direct " + gateway.split()[1]
-        sequential = median(gateway, "seq_calls_s") / median(direct, "seq_calls_s")
-        concurrent = median(gateway, "conc_calls_s") / median(direct, "conc_calls_s")
-        added = median(gateway, "p50_ms") - median(direct, "p50_ms")
+    for relayed in (name for name in paths if not name.startswith("direct")):
+        direct = "direct http" if "http" in relayed else "direct stdio"
+        sequential = median(relayed, "seq_calls_s") / median(direct, "seq_calls_s")
+        concurrent = median(relayed, "conc_calls_s") / median(direct, "conc_calls_s")
+        added = median(relayed, "p50_ms") - median(direct, "p50_ms")
         print(
-            f"{gateway:25s}: of direct, {sequential:.0%} sequential, "
+            f"{relayed:25s}: of direct, {sequential:.0%} sequential, "
             f"{concurrent:.0%} concurrent throughput; p50 added {added:+.2f} ms"
         )
 
