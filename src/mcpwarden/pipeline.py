@@ -149,6 +149,10 @@ class Pipeline:
     ) -> None:
         self.consent = consent
         self.guards = tuple(guards)
+        # Each phase runs only the guards that do something in it (BaseGuard's defaults allow).
+        self._request_guards = _implementing(self.guards, "check_request")
+        self._response_guards = tuple(reversed(_implementing(self.guards, "check_response")))
+        self._finishing_guards = _implementing(self.guards, "finish")
         # Guards that clean error text (an upstream's error.message and error.data are text the
         # client will show, and may leak secrets or carry injections: THREATS E20).
         self.error_filters: tuple[ErrorFilter, ...] = tuple(
@@ -193,7 +197,7 @@ class Pipeline:
 
             continuation = self.consent.continuation(exchange) if self.consent is not None else None
             approved = continuation is not None and continuation.approved
-            for guard in self.guards:
+            for guard in self._request_guards:
                 decision = await _ask(guard, guard.check_request, exchange)
                 if decision.verdict is Verdict.HOLD:
                     settled = await self._settle_hold(ctx, guard, decision, exchange, continuation)
@@ -213,7 +217,7 @@ class Pipeline:
                 _carry_approval(exchange, self.consent)
             exchange.response_bytes = _size_of(exchange.result)
 
-            for guard in reversed(self.guards):
+            for guard in self._response_guards:
                 decision = await _ask(guard, guard.check_response, exchange)
                 if not decision.allowed:
                     deciding_guard = guard.name
@@ -232,7 +236,7 @@ class Pipeline:
             decision = deny(str(data.get("reason", default)), exc.message[:200])
             raise
         finally:
-            for guard in self.guards:
+            for guard in self._finishing_guards:
                 try:
                     guard.finish(exchange)
                 except Exception as exc:  # a broken guard must not lose the audit event
@@ -325,6 +329,10 @@ class Pipeline:
         except Exception as exc:
             # The exchange already happened; losing its record is logged loudly, never silently.
             logger.error("audit write failed [%s]: %s", exchange.correlation_id, _one_line(exc))
+
+
+def _implementing(guards: tuple[Guard, ...], phase: str) -> tuple[Guard, ...]:
+    return tuple(g for g in guards if getattr(type(g), phase, None) is not getattr(BaseGuard, phase))
 
 
 async def _ask(
