@@ -7,7 +7,9 @@ live connections: they decide, the gateway talks.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
+
+_T = TypeVar("_T")
 
 
 class CatalogView(Protocol):
@@ -22,3 +24,22 @@ class CatalogView(Protocol):
         """The server's instructions from its last handshake or discovery."""
 
     def server_ids(self) -> tuple[str, ...]: ...
+
+
+class DefinitionMemo(Generic[_T]):
+    """What a guard worked out from a listed definition, per (server, name). An entry is valid while
+    the catalog hands out the same definition object: a re-listing replaces the objects, so a
+    changed definition is never judged by its predecessor's verdict."""
+
+    def __init__(self, limit: int = 50_000) -> None:
+        self.limit = limit
+        self._entries: dict[tuple[str, str], tuple[object, _T]] = {}
+
+    def get(self, server_id: str, name: str, definition: object) -> _T | None:
+        entry = self._entries.get((server_id, name))
+        return entry[1] if entry is not None and entry[0] is definition else None
+
+    def put(self, server_id: str, name: str, definition: object, value: _T) -> None:
+        if len(self._entries) >= self.limit:
+            self._entries.clear()
+        self._entries[(server_id, name)] = (definition, value)

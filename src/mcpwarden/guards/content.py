@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from mcpwarden import reasons
-from mcpwarden.catalog import CatalogView
+from mcpwarden.catalog import CatalogView, DefinitionMemo
 from mcpwarden.config import ContentSettings, Settings
 from mcpwarden.detect import CREDENTIAL_KINDS, Finding, redact, sanitize, scan, scan_tool
 from mcpwarden.exchange import ALLOW, Decision, Exchange, deny
@@ -55,8 +55,7 @@ class ContentGuard(BaseGuard):
         self.settings = settings
         self.catalog = catalog
         self._listing_memo: dict[str, tuple[bool, tuple[str, ...]]] = {}
-        # The verdict on a called tool's definition, valid while the catalog hands out that object.
-        self._called_memo: dict[tuple[str, str], tuple[object, tuple[bool, tuple[str, ...]]]] = {}
+        self._called: DefinitionMemo[tuple[bool, tuple[str, ...]]] = DefinitionMemo(_MEMO_LIMIT)
 
     @classmethod
     def from_settings(cls, settings: Settings, catalog: CatalogView | None = None) -> ContentGuard | None:
@@ -108,15 +107,11 @@ class ContentGuard(BaseGuard):
         definition = self.catalog.tool(exchange.server, exchange.target)
         if definition is None:
             return False
-        key = (exchange.server, exchange.target)
-        cached = self._called_memo.get(key)
-        if cached is not None and cached[0] is definition:
-            flagged, why = cached[1]
-        else:
-            flagged, why = self._judge_listed(dict(definition), tool=True)
-            if len(self._called_memo) >= _MEMO_LIMIT:
-                self._called_memo.clear()
-            self._called_memo[key] = (definition, (flagged, why))
+        verdict = self._called.get(exchange.server, exchange.target, definition)
+        if verdict is None:
+            verdict = self._judge_listed(dict(definition), tool=True)
+            self._called.put(exchange.server, exchange.target, definition, verdict)
+        flagged, why = verdict
         if flagged:
             _audit(exchange)["content_withheld"] = {exchange.exposed_name or exchange.target: list(why)}
         return flagged

@@ -29,7 +29,7 @@ from typing import Any
 
 from mcpwarden import reasons
 from mcpwarden.audit.events import canonical_json
-from mcpwarden.catalog import CatalogView
+from mcpwarden.catalog import CatalogView, DefinitionMemo
 from mcpwarden.config import FlowLabel, FlowSettings, RiskSettings, Settings
 from mcpwarden.exchange import ALLOW, Decision, Exchange, deny
 from mcpwarden.guards.approval import APPROVAL_REASONS_KEY
@@ -45,7 +45,6 @@ UNTRUSTED: FlowLabel = "untrusted-content"
 PRIVATE: FlowLabel = "private-data"
 SINK: FlowLabel = "external-sink"
 MAX_CONVERSATIONS = 10_000
-_LABELS_MEMO_LIMIT = 50_000
 
 _UNTRUSTED_WORDS = frozenset(
     [
@@ -217,8 +216,7 @@ class FlowGuard(BaseGuard):
         self.separator = separator
         self.clock = clock
         self._conversations: OrderedDict[str, Conversation] = OrderedDict()
-        # Labels per (server, tool), valid while the catalog hands out the same definition object.
-        self._labels: dict[tuple[str, str], tuple[object, frozenset[FlowLabel]]] = {}
+        self._labels: DefinitionMemo[frozenset[FlowLabel]] = DefinitionMemo()
 
     @classmethod
     def from_settings(cls, settings: Settings, catalog: CatalogView | None = None) -> FlowGuard | None:
@@ -230,17 +228,14 @@ class FlowGuard(BaseGuard):
         if exchange.server is None or exchange.target is None:
             return frozenset()
         definition = self.catalog.tool(exchange.server, exchange.target) if self.catalog is not None else None
-        key = (exchange.server, exchange.target)
-        cached = self._labels.get(key)
-        if cached is not None and definition is not None and cached[0] is definition:
-            return cached[1]
+        known = self._labels.get(exchange.server, exchange.target, definition) if definition else None
+        if known is not None:
+            return known
         assessment = classify(exchange.server, exchange.target, definition, self.risk, self.separator)
         exposed = exchange.exposed_name or f"{exchange.server}{self.separator}{exchange.target}"
         labels = labels_for(exposed, assessment, exchange.target, definition, self.flow)
         if definition is not None:
-            if len(self._labels) >= _LABELS_MEMO_LIMIT:
-                self._labels.clear()
-            self._labels[key] = (definition, labels)
+            self._labels.put(exchange.server, exchange.target, definition, labels)
         return labels
 
     def conversation_key(self, exchange: Exchange) -> str:
