@@ -13,6 +13,7 @@ import pytest
 from mcpwarden.audit.events import AuditEvent
 from mcpwarden.audit.log import SqliteAuditLog
 from mcpwarden.audit.writer import MAX_BATCH, GroupCommit
+from mcpwarden.config import Settings
 
 EventFactory = Callable[..., AuditEvent]
 
@@ -87,3 +88,12 @@ async def test_a_failed_commit_is_logged_with_the_lost_ids_and_never_raises(
     writer.append(make_event(correlation_id="lost-two"))  # the writer keeps going
     writer.flush()
     assert "lost-two" in caplog.text
+
+
+def test_the_gateway_sink_uses_the_configured_window(tmp_path: Path) -> None:
+    settings = Settings(state_dir=tmp_path / "state", gateway={"audit_commit_ms": 250})
+    (tmp_path / "state").mkdir()
+    writer = GroupCommit.for_settings(settings)
+    assert writer.window == 0.25
+    assert writer.log.path == tmp_path / "state" / "audit.db"
+    writer.close()

@@ -24,7 +24,8 @@ import logging
 from typing import Final
 
 from mcpwarden.audit.events import AuditEvent
-from mcpwarden.audit.log import SqliteAuditLog
+from mcpwarden.audit.log import SqliteAuditLog, audit_db_path
+from mcpwarden.config import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,12 @@ class GroupCommit:
         self.window = window
         self._pending: list[AuditEvent] = []
         self._scheduled = False
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> GroupCommit:
+        """The gateway's audit sink: its state directory's trail, with the configured window."""
+        log = SqliteAuditLog(audit_db_path(settings.state_dir))
+        return cls(log, settings.gateway.audit_commit_ms / 1000)
 
     def append(self, event: AuditEvent) -> None:
         self._pending.append(event)

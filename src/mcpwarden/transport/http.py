@@ -33,7 +33,6 @@ from starlette.routing import Mount, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcpwarden.approvals.http import ADMIN_PREFIX, approval_routes
-from mcpwarden.audit.log import SqliteAuditLog, audit_db_path
 from mcpwarden.audit.writer import GroupCommit
 from mcpwarden.auth.http import HttpAuth
 from mcpwarden.config import Settings
@@ -227,7 +226,7 @@ async def _unless_disconnected(
 def build_http_app(settings: Settings, host: str = "127.0.0.1") -> Starlette:
     """The whole ASGI application of `mcpwarden serve`."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    audit = GroupCommit(SqliteAuditLog(audit_db_path(settings.state_dir)))
+    audit = GroupCommit.for_settings(settings)
     gateway = Gateway(
         settings,
         transport="http",

@@ -28,7 +28,6 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
-from mcpwarden.audit.log import SqliteAuditLog, audit_db_path
 from mcpwarden.audit.writer import GroupCommit
 from mcpwarden.config import Settings
 from mcpwarden.exchange import Identity
@@ -260,9 +259,7 @@ def build_stdio_gateway(settings: Settings, audit: AuditSink) -> Gateway:
 
 async def serve_stdio(settings: Settings) -> None:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    audit = GroupCommit(
-        SqliteAuditLog(audit_db_path(settings.state_dir)), settings.gateway.audit_commit_ms / 1000
-    )
+    audit = GroupCommit.for_settings(settings)
     gateway = build_stdio_gateway(settings, audit)
     # Children must never read our stdin or write our stdout: they get pipes of their own, and
     # anything else that prints goes to stderr because we keep the real stdout to ourselves.
