@@ -12,6 +12,11 @@ character-level evasions. Weights were set by hand and then checked against the 
 (Docker MCP registry tools, BFCL functions, benign prompts) in ``training/evaluate.py``: rules that
 fire on real registry tools carry low weights and only add up with other evidence.
 
+Speed: every alternative of a rule carries a *gate* (words or substrings each of its matches
+contains), and ``match_rules`` compiles only the alternatives whose gates pass on the text into
+the regex it runs, so ordinary data is not scanned for attacks it cannot contain; the hits are
+exactly those of the whole pattern.
+
 Kinds matter: "you must" is normal in a tool description and suspicious in a tool result; a
 credential in an argument is exfiltration, in a result it is a redaction matter.
 """
@@ -173,7 +178,8 @@ def _r(
     word_start: str = "",
 ) -> Rule:
     if prefix:
-        # The pattern is written as prefix(?:alternatives); the prefix is put back in `_compile`.
+        # The pattern is written as prefix(?:alternatives); the prefix goes back in front of
+        # whichever alternatives are compiled (`_compile_rule`).
         if not (pattern.startswith(prefix + "(?:") and pattern.endswith(")")):
             raise ValueError(f"{rule_id}: pattern does not start with its prefix")
         pattern = pattern[len(prefix) + 3 : -1]
