@@ -165,6 +165,42 @@ _B64_RE = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{20,}={0,2}")
 _HEX_RE = re.compile(
     r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{2}(?:[ :]?[0-9A-Fa-f]{2}){11,}(?![0-9A-Fa-f])|(?:\\x[0-9A-Fa-f]{2}){6,}"
 )
+# The two halves of _HEX_RE, for texts where only one can match (same matches, written so the
+# regex engine can skip ahead: a leading character class or literal instead of a lookbehind).
+_HEX_PAIRS_RE = re.compile(
+    r"[0-9A-Fa-f](?<![0-9A-Fa-f][0-9A-Fa-f])[0-9A-Fa-f](?:[ :]?[0-9A-Fa-f]{2}){11,}(?![0-9A-Fa-f])"
+)
+_HEX_ESCAPES_RE = re.compile(r"\\x[0-9A-Fa-f]{2}(?:\\x[0-9A-Fa-f]{2}){5,}")
+
+
+def _shape(table: dict[int, int]) -> bytes:
+    out = bytearray(b"." * 256)
+    for k, v in table.items():
+        out[k] = v
+    return bytes(out)
+
+
+# Shapes of a text's UTF-8 bytes (non-ASCII bytes become "."), searched with `in` as exact
+# pre-conditions of the decoders' regexes: most texts carry no encoded run, and a byte translate
+# plus a substring search costs a few microseconds where the regex scan costs hundreds.
+BASE64_SHAPE = _shape(
+    {c: ord("a") for c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-"}
+)
+_HEX_SHAPE = _shape({**{c: ord("h") for c in b"0123456789abcdefABCDEF"}, 32: 32, 58: 58})  # " " and ":" kept
+# Every run of twelve hex pairs starts with three pairs and their optional separators.
+_HEX_STARTS = tuple(f"hh{a}hh{b}hh".encode() for a in ("", " ", ":") for b in ("", " ", ":"))
+
+
+def utf8(text: str) -> bytes:
+    """``text`` as UTF-8 (lone surrogates from JSON escapes included) for byte-shape gates."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+def has_run(raw: bytes, shape: bytes, run: bytes) -> bool:
+    """Whether ``raw`` translated through ``shape`` contains ``run``."""
+    return run in raw.translate(shape)
+
+
 _PCT_RE = re.compile(r"(?:[A-Za-z0-9._~+-]*%[0-9A-Fa-f]{2}){6,}[A-Za-z0-9._~+-]*")
 _WORDISH_RE = re.compile(r"[A-Za-z]{2,}")
 
@@ -426,15 +462,20 @@ def _decode_views(main: View) -> tuple[View, ...]:
             decoded = _readable(unquote_to_bytes(m.group(0)))
             if decoded is not None:
                 out.append(_derived(main, m.start(), m.end(), decoded, "percent"))
-    for m in _HEX_RE.finditer(text):
-        raw = m.group(0).replace("\\x", "").replace(" ", "").replace(":", "")
+    raw = utf8(text)
+    hex_shape = raw.translate(_HEX_SHAPE)
+    pairs = any(start in hex_shape for start in _HEX_STARTS)
+    escapes = "\\x" in text
+    hex_re = _HEX_RE if pairs and escapes else _HEX_PAIRS_RE if pairs else _HEX_ESCAPES_RE
+    for m in hex_re.finditer(text) if pairs or escapes else ():
+        digits = m.group(0).replace("\\x", "").replace(" ", "").replace(":", "")
         try:
-            decoded = _readable(binascii.unhexlify(raw[: len(raw) // 2 * 2]))
+            decoded = _readable(binascii.unhexlify(digits[: len(digits) // 2 * 2]))
         except (binascii.Error, ValueError):
             decoded = None
         if decoded is not None:
             out.append(_derived(main, m.start(), m.end(), decoded, "hex"))
-    for m in _B64_RE.finditer(text):
+    for m in _B64_RE.finditer(text) if b"a" * 20 in raw.translate(BASE64_SHAPE) else ():
         run = m.group(0)
         if run.isalpha() and (run.islower() or run.isupper()):
             continue  # a long plain word, not base64

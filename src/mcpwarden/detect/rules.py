@@ -12,12 +12,18 @@ character-level evasions. Weights were set by hand and then checked against the 
 (Docker MCP registry tools, BFCL functions, benign prompts) in ``training/evaluate.py``: rules that
 fire on real registry tools carry low weights and only add up with other evidence.
 
+Speed: every alternative of a rule carries a *gate* (words or substrings each of its matches
+contains), and ``match_rules`` compiles only the alternatives whose gates pass on the text into
+the regex it runs, so ordinary data is not scanned for attacks it cannot contain; the hits are
+exactly those of the whole pattern.
+
 Kinds matter: "you must" is normal in a tool description and suspicious in a tool result; a
 credential in an argument is exfiltration, in a result it is a redaction matter.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -30,17 +36,19 @@ METADATA_KINDS = frozenset({"tool_description", "server_instructions"})
 @dataclass(frozen=True)
 class Rule:
     id: str
-    pattern: re.Pattern[str]
+    pattern: re.Pattern[str]  # every alternative (what the rule matches on any text)
     weight: float
     strong: bool = False
     # Kinds the rule applies to; empty means all kinds.
     kinds: frozenset[str] = frozenset()
-    # Substrings, one of which must occur for the rule to be worth running (a cheap pre-filter).
-    needles: tuple[str, ...] = ()
-    # The needles as one alternation: one C-level scan instead of a Python loop of `in` tests.
-    needle_re: re.Pattern[str] | None = None
-    # For word-start rules: the pattern without its gate, to be merged into one combined pass.
-    body: str = ""
+    # The pattern's top-level alternatives and, for each, the gate that must pass on a text for
+    # that alternative to be able to match there (see `_Gate`); `None` means always run.
+    alternatives: tuple[str, ...] = ()
+    gates: tuple[_Gate | None, ...] = ()
+    # What goes in front of the alternatives: a lookahead that rejects most positions at once, or
+    # for word-start rules the word-start gate (and then the rule joins the combined pass).
+    prefix: str = ""
+    word_start: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,112 @@ class RuleHit:
     strong: bool
 
 
+# --- gates -------------------------------------------------------------------------------------
+# A gate is a cheap, exact pre-condition of one alternative of a rule: words (maximal runs of
+# ASCII letters) or substrings that every match of the alternative contains. An alternative whose
+# gate fails on a text cannot match anywhere in it, so it is left out of the regex run on that
+# text: the hits are the same, and on ordinary data most rules and alternatives are left out
+# (the regex engine otherwise tries every alternative at every word start).
+#
+# Spec syntax: clauses separated by " | " (any may pass), each a list of groups separated by
+# " & " (all must pass), each a list of items (any may be present): ``word`` (a whole word of
+# letters: the alternative has it with a non-letter or the text's edge on both sides) or
+# ``~text`` (a substring). ``tests/detect/test_rules.py`` checks every gate against every match
+# of its alternative on the test corpora.
+
+
+@dataclass(frozen=True)
+class _Group:
+    words: frozenset[str]
+    substrings: tuple[str, ...]
+
+
+_Gate = tuple[tuple[_Group, ...], ...]
+
+
+def _parse_gate(spec: str) -> _Gate | None:
+    if not spec.strip():
+        return None
+    clauses = []
+    for clause in spec.split(" | "):
+        groups = []
+        for group in clause.split(" & "):
+            items = group.split()
+            if not items:
+                raise ValueError(f"empty group in gate {spec!r}")
+            words = frozenset(i for i in items if not i.startswith("~"))
+            bad = [w for w in words if not w.isascii() or not w.isalpha() or not w.islower()]
+            if bad:
+                raise ValueError(f"gate words must be lower-case ASCII letters: {bad}")
+            groups.append(_Group(words, tuple(i[1:] for i in items if i.startswith("~"))))
+        clauses.append(tuple(groups))
+    return tuple(clauses)
+
+
+def _gate_passes(gate: _Gate | None, words: set[str], lower: str) -> bool:
+    if gate is None:
+        return True
+    for clause in gate:
+        for group in clause:
+            if words.isdisjoint(group.words) and not any(s in lower for s in group.substrings):
+                break
+        else:
+            return True
+    return False
+
+
+def _glue(heads: str, tails: str, sep: bool = True) -> str:
+    """Words a pattern such as ``(?:system|secret)[\\s_-]?(?:prompt|key)s?`` can form: the heads
+    alone (a separator follows) and every head glued to every tail."""
+    out = heads.split() if sep else []
+    out += [h + t for h in heads.split() for t in tails.split()]
+    return " ".join(out)
+
+
+_NON_LETTERS = str.maketrans({chr(c): " " for c in range(128) if not 97 <= c <= 122})
+_LETTERS_RE = re.compile("[a-z]+")
+
+
+def text_words(lower: str) -> set[str]:
+    """The maximal runs of ASCII letters in ``lower`` (what gates test words against)."""
+    if lower.isascii():
+        return set(lower.translate(_NON_LETTERS).split())  # ~5x faster than a regex
+    return set(_LETTERS_RE.findall(lower))
+
+
+def split_alternatives(pattern: str) -> list[str]:
+    """The top-level ``|`` alternatives of a regular expression's source."""
+    parts: list[str] = []
+    depth = 0
+    in_class = False
+    i = 0
+    last = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            if c == "]":
+                in_class = False
+        elif c == "[":
+            in_class = True
+            if pattern[i + 1 : i + 2] == "^":
+                i += 1
+            if pattern[i + 1 : i + 2] == "]":
+                i += 1  # a leading "]" is a literal
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            parts.append(pattern[last:i])
+            last = i + 1
+        i += 1
+    parts.append(pattern[last:])
+    return parts
+
+
 def _r(
     rule_id: str,
     pattern: str,
@@ -59,17 +173,27 @@ def _r(
     *,
     strong: bool = False,
     kinds: frozenset[str] = frozenset(),
-    needles: tuple[str, ...] = (),
+    gates: tuple[str, ...] = (),
+    prefix: str = "",
     word_start: str = "",
 ) -> Rule:
-    body = ""
+    if prefix:
+        # The pattern is written as prefix(?:alternatives); the prefix goes back in front of
+        # whichever alternatives are compiled (`_compile_rule`).
+        if not (pattern.startswith(prefix + "(?:") and pattern.endswith(")")):
+            raise ValueError(f"{rule_id}: pattern does not start with its prefix")
+        pattern = pattern[len(prefix) + 3 : -1]
     if word_start:
         # Every alternative of such a pattern begins at a word boundary with one of these
         # characters. Saying so up front lets the regex engine reject most positions at once
         # instead of trying each alternative there: measured 5-20x faster on tool results.
-        body = pattern
-        pattern = f"(?=[{_WORD_START}])(?<![a-z0-9_])(?:{pattern})"
-    return Rule(rule_id, re.compile(pattern, re.VERBOSE), weight, strong, kinds, needles, None, body)
+        prefix = f"(?=[{word_start}])(?<![a-z0-9_])"
+    alternatives = tuple(split_alternatives(pattern))
+    if len(gates) != len(alternatives):
+        raise ValueError(f"{rule_id}: {len(alternatives)} alternatives but {len(gates)} gates")
+    parsed = tuple(_parse_gate(g) for g in gates)
+    full = re.compile(f"{prefix}(?:{pattern})", re.VERBOSE)
+    return Rule(rule_id, full, weight, strong, kinds, alternatives, parsed, prefix, bool(word_start))
 
 
 _WORD_START = "a-z0-9/"
@@ -78,6 +202,33 @@ _WORD_START = "a-z0-9/"
 _ANY = frozenset[str]()
 _META = METADATA_KINDS
 _W = r"(?:\s+\S+){0,4}?"  # up to four filler words
+# Word lists shared by gates.
+_PEOPLE = (
+    "user users human humans operator operators person persons customer customers client clients"
+    " developer developers owner owners"
+)
+# "(?:must|...)\s*(?:not|n't|never)" reads "must not", "mustnot", "mustn't", "cannot" ...
+_MODAL_NOT = " ".join(
+    m + suffix
+    for m in ("must", "should", "will", "need", "does", "do", "can")
+    for suffix in ("", "not", "never", "n")
+)
+_SP_HEADS = "system initial original hidden internal developer secret"
+_SP_TAILS = "prompt prompts instructions message messages"
+_SECRET_WORDS = (
+    _glue("api secret private ssh", "key keys")
+    + " password passwords passphrase passphrases "
+    + _glue("access auth authentication", "token tokens")
+    + " credential credentials "
+    + _glue("session", "cookie cookies token tokens")
+    + " cookies bearer env environment secrets one otp fa mfa credit cvv social ssn seed recovery"
+)
+_CHAT = "conversation chat message dialog dialogue session"
+_CHAT_TAIL = "history log transcript so sofar context"
+_PAYLOADS = (
+    "e email emails mail mails message messages replies result results output outputs data payload"
+    " payloads file files payment payments transfer transfers"
+)
 _SENSITIVE_PATH = r"""
     (?:~|\$home|%userprofile%|/home/\w+|/users/\w+|/root)?/?\.ssh(?:/|\b)
   | (?:\b|_)id_(?:rsa|dsa|ecdsa|ed25519)\b
@@ -103,7 +254,14 @@ RULES: tuple[Rule, ...] = (
           | \[\s*/?(?:system|important|hidden|admin)(?:\s+(?:note|message|instructions?))?\s*\]
           | \{\{\s*system\s*\}\})""",
         0.55,
-        needles=("<", "[", "{{"),
+        prefix=r"(?=[<\[{])",
+        gates=(
+            "~< & important system instruction instructions secret hidden admin critical priority sys "
+            + _glue("assistant ai", "only note")
+            + " note",
+            "~[ & system important hidden admin",
+            "~{{ & system",
+        ),
     ),
     _r(
         "fake-role-marker",
@@ -116,7 +274,16 @@ RULES: tuple[Rule, ...] = (
           | \bnew\s+system\s+(?:prompt|message|instructions?)\b)""",
         0.6,
         strong=True,
-        needles=("<", "[", "system", "assistant", "#"),
+        prefix=r"(?:(?=[<\[\nben])|^)",
+        gates=(
+            "im endoftext header system",
+            "inst",
+            "sys",
+            "system assistant",
+            _glue("system assistant", "message prompt"),
+            "system developer",
+            "system",
+        ),
     ),
     _r(
         "instruction-override",
@@ -133,6 +300,14 @@ RULES: tuple[Rule, ...] = (
         0.75,
         strong=True,
         word_start="a-z0-9",
+        gates=(
+            "ignore disregard forget override bypass skip drop abandon discard"
+            " & previous prior above preceding earlier original initial system safety existing former",
+            "new updated real actual true & ~instruction",
+            "you & are & now",
+            "from & now & on",
+            "all & future subsequent following",
+        ),
     ),
     _r(
         "model-addressed-instruction",
@@ -146,6 +321,15 @@ RULES: tuple[Rule, ...] = (
             |when\s+(?:you\s+are\s+)?(?:done|finished)),?\s+(?:also|then|please|you\s+(?:must|should))\b""",
         0.3,
         word_start="a-z0-9",
+        gates=(
+            "before after when whenever prior & using calling invoking running executing use call invoke"
+            " & tool function",
+            "ai ais assistant assistants model models llm llms agent agents claude claudes gpt gpts chatbot"
+            " chatbots & must should need have are shall",
+            "note attention instruction instructions & ai assistant model llm agent",
+            "you & must should need have are",
+            "finishing done finished & also then please you",
+        ),
     ),
     _r(
         "concealment",
@@ -168,8 +352,47 @@ RULES: tuple[Rule, ...] = (
         0.6,
         strong=True,
         word_start="a-z0-9",
+        gates=(
+            "not don dont never shouldn shouldnt avoid without & " + _PEOPLE,
+            "not don dont never & mention reveal disclose admit say acknowledge",
+            "user users human humans & " + _MODAL_NOT,
+            "keep remain & secret hidden confidential private invisible & from",
+            "keep remain & between",
+            "silently secretly covertly quietly discreetly invisibly surreptitiously stealthily",
+            "implementation internal & is",
+            "without & user human",
+        ),
     ),
-    _r("sensitive-file-reference", _SENSITIVE_PATH, 0.35),
+    _r(
+        "sensitive-file-reference",
+        _SENSITIVE_PATH,
+        0.35,
+        gates=(
+            "ssh",
+            "rsa dsa ecdsa ed",
+            "env",
+            "aws",
+            "etc",
+            "cursor claude codeium vscode",
+            "desktop",
+            "~mcp.json",
+            "netrc npmrc pypirc pgpass git bash zsh",
+            "kube",
+            "docker",
+            "gnupg",
+            "~authorized_keys",
+            "~known_hosts",
+            "~wallet.dat",
+            "~keychain",
+            "proc",
+            "~gcloud",
+            "~credentials.json",
+            "~private",
+            "~ssh",
+            "~phrase",
+            "~phrase",
+        ),
+    ),
     _r(
         "credential-solicitation",
         r"""\b(?:pass|include|send|provide|attach|append|add|put|insert|enter|paste|supply|share|give|type|forward|read|extract|collect|output|print|reveal|leak|dump)\b
@@ -177,6 +400,10 @@ RULES: tuple[Rule, ...] = (
             (?:api[\s_-]?keys?|passwords?|passphrases?|access[\s_-]?tokens?|auth(?:entication)?[\s_-]?tokens?|secret[\s_-]?keys?|credentials?|private[\s_-]?keys?|ssh[\s_-]?keys?|session[\s_-]?(?:cookies?|tokens?)|cookies|bearer\s+tokens?|env(?:ironment)?\s+variables|secrets|one[\s-]time\s+(?:code|password)|otp|2fa\s+code|mfa\s+code|credit\s+card\s+(?:number|details)|cvv|social\s+security\s+number|ssn|seed\s+phrase|recovery\s+(?:phrase|codes?))\b""",
         0.4,
         word_start="a-z0-9",
+        gates=(
+            "pass include send provide attach append add put insert enter paste supply share give type"
+            " forward read extract collect output print reveal leak dump & " + _SECRET_WORDS,
+        ),
     ),
     _r(
         "context-solicitation",
@@ -188,6 +415,12 @@ RULES: tuple[Rule, ...] = (
           | \bsystem[\s_]prompt\b""",
         0.3,
         word_start="a-z0-9",
+        gates=(
+            _glue(_CHAT, _CHAT_TAIL) + " & " + _glue(_CHAT, _CHAT_TAIL, sep=False) + " " + _CHAT_TAIL,
+            "previous prior last earlier all recent & messages conversations chats prompts replies",
+            "full complete entire whole & messages conversation chat context history contacts",
+            "system & prompt",
+        ),
     ),
     _r(
         "system-prompt-solicitation",
@@ -201,6 +434,22 @@ RULES: tuple[Rule, ...] = (
           | \bcontents?[\s_-](?:from|of)[\s_-](?:reading|the[\s_-]file|file)""",
         0.5,
         word_start="a-z0-9",
+        gates=(
+            "your assistant assistants model models its & "
+            + _glue(_SP_HEADS, _SP_TAILS)
+            + " & "
+            + _SP_TAILS
+            + " "
+            + _glue(_SP_HEADS, _SP_TAILS, sep=False),
+            _glue(
+                "system", "prompt " + _glue("prompt", "dump leak verbatim content contents text", sep=False)
+            ),
+            "instructions & you & given",
+            "context contextwindow",
+            "conversation chat & so & far",
+            "tools functions & descriptions definitions schemas",
+            "content contents & from of",
+        ),
     ),
     _r(
         "recipient-redirect",
@@ -211,6 +460,12 @@ RULES: tuple[Rule, ...] = (
         strong=True,
         kinds=_META,
         word_start="a-z0-9",
+        gates=(
+            "change replace redirect set switch override modify rewrite update"
+            " & recipient recipients destination to receiver target phone email account",
+            "send forward redirect route bcc cc copy & " + _PAYLOADS,
+            "add include put & bcc cc",
+        ),
     ),
     _r(
         "tool-shadowing",
@@ -228,6 +483,18 @@ RULES: tuple[Rule, ...] = (
             |server)\b.{0,30}?\b(?:use|call)\b""",
         0.4,
         word_start="a-z0-9",
+        gates=(
+            "side & effect effects",
+            "also other another existing & tool tools server servers "
+            + _glue("present available installed connected running", "tool tools server servers", sep=False)
+            + " & must should will always instead",
+            "when & invoked called used executed run",
+            "mcp",
+            "change replace redirect set override modify switch rewrite"
+            " & recipient recipients destination to receiver target phone bcc cc email",
+            "send forward redirect route bcc cc copy & " + _PAYLOADS + " & to at",
+            "instead & of",
+        ),
     ),
     _r(
         "preference-manipulation",
@@ -241,6 +508,13 @@ RULES: tuple[Rule, ...] = (
             |insecure|broken|malicious|unreliable)\b""",
         0.5,
         word_start="a-z0-9",
+        gates=(
+            "always only exclusively & tool function server service",
+            "this our & tool function server",
+            "tools functions servers services providers & other competing alternative different",
+            "ignore & tools functions servers",
+            "other competing & tools servers services",
+        ),
     ),
     _r(
         "coercion",
@@ -255,6 +529,15 @@ RULES: tuple[Rule, ...] = (
             |warning)?\s*[:!]\s*(?:you|the\s+(?:ai|assistant|model))\s+(?:must|need)""",
         0.35,
         word_start="a-z0-9",
+        gates=(
+            "otherwise",
+            "or else & will",
+            "failure",
+            "required mandatory & work",
+            "tool function & work",
+            _glue("critical urgent emergency", "security update alert notice error warning")
+            + " & you ai assistant model",
+        ),
     ),
     _r(
         "exfiltration-channel",
@@ -267,6 +550,15 @@ RULES: tuple[Rule, ...] = (
           | \b(?:encode|embed|append|include|put|hide)\b(?:\s+\S+){0,6}?\s+(?:in|into|as
             |to)\s+(?:the\s+)?(?:url|query\s*(?:string|parameter)?|image\s+(?:url|link)|link|markdown\s+image)\b""",
         0.45,
+        gates=(
+            "~![",
+            "~![",
+            "~:// & ~{ ~$ ~<",
+            "webhook requestbin pipedream ngrok burpcollaborator interact oastify canarytokens hookbin"
+            " beeceptor pastebin transfer",
+            "send post upload forward transmit exfiltrate leak report submit copy & ~://",
+            "encode embed append include put hide & url query querystring queryparameter image link markdown",
+        ),
     ),
     _r(
         "dangerous-command",
@@ -279,6 +571,18 @@ RULES: tuple[Rule, ...] = (
         0.5,
         strong=True,
         word_start="a-z/",
+        gates=(
+            "curl wget fetch iwr invoke & sh bash zsh dash ksh",
+            "curl wget",
+            "rm",
+            "powershell",
+            "nc",
+            "dev & tcp",
+            "base",
+            "chmod",
+            "mkfifo",
+            "eval",
+        ),
     ),
     _r(
         "unsafe-url-scheme",
@@ -287,7 +591,12 @@ RULES: tuple[Rule, ...] = (
           | \bdata:text/html
           | https?://(?:169\.254\.169\.254|metadata\.google\.internal|100\.100\.100\.200|\[fd00:ec2::254\])""",
         0.4,
-        needles=("script:", "file:", "data:", "169.254", "metadata", "100.100", "fd00"),
+        gates=(
+            "javascript vbscript livescript",
+            "~file:///",
+            "~data:text/html",
+            "~169.254.169.254 ~metadata.google.internal ~100.100.100.200 ~[fd00:ec2::254]",
+        ),
     ),
     _r(
         # Data that speaks to the model reading it: "This is an important message from me, Emma,
@@ -313,17 +622,16 @@ RULES: tuple[Rule, ...] = (
         0.7,
         strong=True,
         kinds=frozenset({"tool_result"}),
-        needles=(
-            "ai",
-            "assistant",
-            "llm",
-            "model",
-            "agent",
-            "gpt",
-            "claude",
-            "gemini",
-            "chatbot",
-            "task",
+        prefix=r"(?=[a-z<])",
+        gates=(
+            "message note notice instruction instructions request reminder & to for"
+            " & ai assistant llm language agent gpt claude gemini chatbot model",
+            "before & you",
+            "task & gave assigned asked",
+            "dear hey hello hi attention attn & ai assistant llm language agent chatbot",
+            "ai llm language & reading processing summarising summarizing parsing",
+            "ai ais llm llms language assistant assistants agent agents"
+            " & reading processing summarising summarizing parsing",
             "information",
         ),
     ),
@@ -334,6 +642,7 @@ RULES: tuple[Rule, ...] = (
         strong=True,
         kinds=frozenset({"elicitation"}),
         word_start="a-z0-9",
+        gates=("",),
     ),
     _r(
         "sampling-manipulation",
@@ -345,254 +654,9 @@ RULES: tuple[Rule, ...] = (
         strong=True,
         kinds=frozenset({"sampling"}),
         word_start="a-z0-9",
+        gates=("", "", ""),
     ),
 )
-
-# Cheap pre-filters: a rule runs only if one of these substrings occurs in the lower-cased view.
-# Every alternative of a rule's pattern contains at least one of its needles, so the filter never
-# changes a result; it only saves the regex scan (the gateway scores every tool result).
-_NEEDLES: dict[str, tuple[str, ...]] = {
-    "instruction-override": (
-        "ignore",
-        "disregard",
-        "forget",
-        "override",
-        "bypass",
-        "skip",
-        "drop",
-        "abandon",
-        "discard",
-        "instruction",
-        "now",
-        "in all",
-    ),
-    "model-addressed-instruction": (
-        "tool",
-        "function",
-        "ai",
-        "assistant",
-        "model",
-        "llm",
-        "agent",
-        "claude",
-        "gpt",
-        "chatbot",
-        "you",
-        "finish",
-        "done",
-    ),
-    "concealment": (
-        "user",
-        "human",
-        "operator",
-        "person",
-        "customer",
-        "client",
-        "developer",
-        "owner",
-        "between",
-        "silently",
-        "secretly",
-        "covertly",
-        "quietly",
-        "discreetly",
-        "invisibly",
-        "surreptitiously",
-        "stealthily",
-        "mention",
-        "reveal",
-        "disclose",
-        "admit",
-        "say",
-        "acknowledge",
-    ),
-    "sensitive-file-reference": (
-        "ssh",
-        "id_",
-        "env",
-        "aws",
-        "/etc/",
-        "mcp",
-        "claude",
-        "cursor",
-        "codeium",
-        "vscode",
-        "netrc",
-        "npmrc",
-        "pypirc",
-        "pgpass",
-        "git-credentials",
-        "history",
-        "kube",
-        "docker",
-        "gnupg",
-        "authorized_keys",
-        "known_hosts",
-        "wallet",
-        "keychain",
-        "/proc/",
-        "gcloud",
-        "credentials",
-        "private",
-        "seed",
-        "mnemonic",
-    ),
-    "credential-solicitation": (
-        "key",
-        "password",
-        "passphrase",
-        "token",
-        "credential",
-        "cookie",
-        "env",
-        "secret",
-        "one-time",
-        "one time",
-        "otp",
-        "2fa",
-        "mfa",
-        "credit card",
-        "cvv",
-        "social security",
-        "ssn",
-        "seed",
-        "recovery",
-    ),
-    "context-solicitation": (
-        "history",
-        "log",
-        "transcript",
-        "so far",
-        "so_far",
-        "so-far",
-        "context",
-        "message",
-        "conversation",
-        "chat",
-        "prompt",
-        "repl",
-        "contacts",
-        "dialog",
-    ),
-    "system-prompt-solicitation": (
-        "prompt",
-        "instruction",
-        "message",
-        "context",
-        "so far",
-        "tools",
-        "functions",
-        "content",
-    ),
-    "recipient-redirect": (
-        "recipient",
-        "destination",
-        "address",
-        "receiver",
-        "target",
-        "phone",
-        "account",
-        "@",
-        "http",
-        "bcc",
-        "cc",
-        "mail",
-        "message",
-        "repl",
-        "result",
-        "output",
-        "data",
-        "payload",
-        "file",
-        "payment",
-        "transfer",
-    ),
-    "tool-shadowing": (
-        "side",
-        "tool",
-        "server",
-        "invoked",
-        "called",
-        "used",
-        "executed",
-        "run",
-        "mcp_",
-        "recipient",
-        "destination",
-        "address",
-        "receiver",
-        "target",
-        "phone",
-        "cc",
-        "mail",
-        "message",
-        "repl",
-        "result",
-        "output",
-        "data",
-        "file",
-        "payment",
-        "transfer",
-        "instead",
-    ),
-    "preference-manipulation": ("tool", "function", "server", "service", "provider"),
-    "coercion": (
-        "otherwise",
-        "will",
-        "failure",
-        "required",
-        "mandatory",
-        "work",
-        "critical",
-        "urgent",
-        "emergency",
-    ),
-    "exfiltration-channel": (
-        "![",
-        "http",
-        "ftp",
-        "webhook",
-        "requestbin",
-        "pipedream",
-        "ngrok",
-        "burpcollaborator",
-        "interact.sh",
-        "oastify",
-        "canarytokens",
-        "hookbin",
-        "beeceptor",
-        "pastebin",
-        "transfer.sh",
-        "url",
-        "query",
-        "image",
-        "link",
-    ),
-    "dangerous-command": (
-        "curl",
-        "wget",
-        "fetch",
-        "iwr",
-        "invoke-webrequest",
-        "rm",
-        "powershell",
-        "nc",
-        "/dev/tcp",
-        "base64",
-        "chmod",
-        "mkfifo",
-        "eval",
-    ),
-}
-
-
-def _with_needles(r: Rule) -> Rule:
-    needles = r.needles or _NEEDLES.get(r.id, ())
-    needle_re = re.compile("|".join(re.escape(n) for n in needles)) if needles else None
-    return Rule(r.id, r.pattern, r.weight, r.strong, r.kinds, needles, needle_re, r.body)
-
-
-RULES = tuple(_with_needles(r) for r in RULES)
 
 # Evidence from the normaliser about characters it removed. Tag characters carry hidden text and
 # bidi controls reorder what a reviewer reads: in metadata either is an attack. ANSI colour codes
@@ -611,52 +675,88 @@ STRUCTURAL_WEIGHTS: dict[str, tuple[float, bool]] = {
 }
 
 
-def _combined(kind: str) -> tuple[re.Pattern[str], dict[str, Rule]]:
-    """One regex holding every word-start rule for ``kind``, each in its own named group.
+def _alternation(rule: Rule, mask: int) -> str:
+    return "|".join(alt for i, alt in enumerate(rule.alternatives) if mask >> i & 1)
+
+
+@functools.lru_cache(maxsize=512)
+def _compile_rule(index: int, mask: int) -> re.Pattern[str]:
+    """Rule ``index`` with only the alternatives in ``mask`` (same matches wherever the others
+    cannot match)."""
+    rule = RULES[index]
+    if mask == (1 << len(rule.alternatives)) - 1:
+        return rule.pattern
+    return re.compile(f"{rule.prefix}(?:{_alternation(rule, mask)})", re.VERBOSE)
+
+
+@functools.lru_cache(maxsize=256)
+def _compile_combined(selection: tuple[tuple[int, int], ...]) -> re.Pattern[str]:
+    """One regex holding the selected word-start rules (index, alternative mask), each in its own
+    named group ``g<index>``.
 
     A single scan with one gate per position replaces a scan per rule (the gate is what costs
     ~20 us/KB per scan). At a position where several rules match, only the first group wins and
     the scan resumes after it, so ``match_rules`` re-checks the other rules inside those spans.
+    Compiling costs up to ~10 ms; the selections that occur in practice are few and cached.
     """
-    rules = [r for r in RULES if r.body and (not r.kinds or kind in r.kinds)]
-    groups = {f"g{i}": r for i, r in enumerate(rules)}
-    alternatives = "|".join(f"(?P<{name}>{r.body})" for name, r in groups.items())
-    pattern = re.compile(f"(?=[{_WORD_START}])(?<![a-z0-9_])(?:{alternatives})", re.VERBOSE)
-    return pattern, groups
+    alternatives = "|".join(f"(?P<g{i}>{_alternation(RULES[i], mask)})" for i, mask in selection)
+    return re.compile(f"(?=[{_WORD_START}])(?<![a-z0-9_])(?:{alternatives})", re.VERBOSE)
+
+
+def _masks(kind: str, words: set[str], lower: str) -> list[tuple[int, int]]:
+    """(rule index, mask of the alternatives whose gate passes) of every rule that can match."""
+    out = []
+    for index in _BY_KIND[kind]:
+        rule = RULES[index]
+        mask = 0
+        for i, gate in enumerate(rule.gates):
+            if _gate_passes(gate, words, lower):
+                mask |= 1 << i
+        if mask:
+            out.append((index, mask))
+    return out
 
 
 _ALL_KINDS = (*sorted(METADATA_KINDS), "tool_result", "argument", "elicitation", "sampling")
-_COMBINED = {kind: _combined(kind) for kind in _ALL_KINDS}
+_BY_KIND = {
+    kind: tuple(i for i, r in enumerate(RULES) if not r.kinds or kind in r.kinds) for kind in _ALL_KINDS
+}
 
 
 def match_rules(lower: str, kind: str) -> list[RuleHit]:
     """Run every rule that applies to ``kind`` over a lower-cased view; return all hits."""
     hits: list[RuleHit] = []
-    for rule in RULES:
-        if rule.body or (rule.kinds and kind not in rule.kinds):
+    if kind not in _BY_KIND:
+        _BY_KIND[kind] = tuple(i for i, r in enumerate(RULES) if not r.kinds or kind in r.kinds)
+    selection = _masks(kind, text_words(lower), lower)
+    combined: list[tuple[int, int]] = []
+    for index, mask in selection:
+        rule = RULES[index]
+        if rule.word_start:
+            combined.append((index, mask))
             continue
-        # `in` per needle (a fast C substring search) beats one regex alternation of many
-        # literals when, as usual, none occurs: measured 2x faster on 1-10 KB results.
-        if rule.needles and not any(n in lower for n in rule.needles):
-            continue
-        for m in rule.pattern.finditer(lower):
+        for m in _compile_rule(index, mask).finditer(lower):
             hits.append(RuleHit(rule.id, m.start(), m.end(), rule.weight, rule.strong))
-    combined = _COMBINED.get(kind) or _combined(kind)
-    pattern, groups = combined
+    if not combined:
+        return hits
+    pattern = _compile_combined(tuple(combined))
     covered: list[tuple[int, int]] = []
-    fired: set[str] = set()
+    fired: set[int] = set()
     for m in pattern.finditer(lower):
-        rule = groups[m.lastgroup or ""]
-        fired.add(rule.id)
+        index = int((m.lastgroup or "g-1")[1:])
+        rule = RULES[index]
+        fired.add(index)
         covered.append((m.start(), m.end()))
         hits.append(RuleHit(rule.id, m.start(), m.end(), rule.weight, rule.strong))
     if covered:
         # A rule whose only match starts inside another rule's match was hidden by it.
-        for rule in groups.values():
-            if rule.id in fired:
+        for index, mask in combined:
+            if index in fired:
                 continue
+            rule = RULES[index]
+            rule_pattern = _compile_rule(index, mask)
             for start, end in covered:
-                found = rule.pattern.search(lower, start)
+                found = rule_pattern.search(lower, start)
                 if found is not None and found.start() < end:
                     hits.append(RuleHit(rule.id, found.start(), found.end(), rule.weight, rule.strong))
                     break

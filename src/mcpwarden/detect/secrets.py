@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-from mcpwarden.detect.normalize import NormalizedText, View, normalize
+from mcpwarden.detect.normalize import BASE64_SHAPE, NormalizedText, View, has_run, normalize, utf8
 
 __all__ = ["CREDENTIAL_KINDS", "PII_KINDS", "SecretMatch", "find_secrets", "redact"]
 
@@ -130,7 +130,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str], int, _Check], ...] = (
     ),
     (
         "aws-access-key",
-        re.compile(r"(?=A)(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}(?![A-Z0-9])"),
+        re.compile(r"A(?<![A-Z0-9]A)(?:KIA|SIA|BIA|CCA|3T[A-Z0-9])[A-Z0-9]{16}(?![A-Z0-9])"),
         0,
         None,
     ),
@@ -197,7 +197,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str], int, _Check], ...] = (
         None,
     ),
     ("credit-card", re.compile(r"\d(?<![\d-]\d)[\d -]{11,22}\d(?![\d-])"), 0, _card_ok),
-    ("iban", re.compile(r"(?=[A-Z])\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b"), 0, _iban_ok),
+    ("iban", re.compile(r"[A-Z](?<!\w[A-Z])[A-Z]\d{2}(?: ?[A-Z0-9]){11,30}\b"), 0, _iban_ok),
     (
         "us-ssn",
         re.compile(r"(?=\d)(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])"),
@@ -207,13 +207,13 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str], int, _Check], ...] = (
     (
         "uk-nino",
         re.compile(
-            r"(?=[A-CEGHJ-PR-TW-Z])\b(?![DFIQUV])[A-CEGHJ-PR-TW-Z](?![DFIOQUV])[A-CEGHJ-NPR-TW-Z]"
+            r"[A-CEGHJ-PR-TW-Z](?<!\w[A-CEGHJ-PR-TW-Z])(?![DFIOQUV])[A-CEGHJ-NPR-TW-Z]"
             r" ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"
         ),
         0,
         None,
     ),
-    ("es-dni", re.compile(r"(?=\d)\b\d{8}[A-HJ-NP-TV-Z]\b"), 0, _dni_ok),
+    ("es-dni", re.compile(r"\d(?<!\w\d)\d{7}[A-HJ-NP-TV-Z]\b"), 0, _dni_ok),
     (
         "phone",
         re.compile(
@@ -248,7 +248,13 @@ _FAST_SKIP = {
 }
 
 
-_ASSIGN_NEEDLE = re.compile(r"pass|pw|secret|key|token|identified")
+_ASSIGN_NEEDLES = ("pass", "pw", "secret", "key", "token", "identified")
+# Exact pre-conditions of the costlier numeric patterns, tested on the text's ASCII shape (digits
+# as "0"); only used on ASCII texts, since ``\d`` also matches other scripts' digits.
+_SSN_GATE = re.compile(r"\d-\d\d-\d")
+_DIGIT_SHAPE = bytes(48 if 48 <= c <= 57 else c for c in range(256))
+_PHONE_TAILS = (b"000 0000", b"000.0000", b"000-0000")  # "\d{3}[ .-]\d{4}" of the local form
+_B64_RUN = b"a" * 24
 _NUMERIC = frozenset({"credit-card", "iban", "us-ssn", "es-dni", "phone"})
 _DIGITS3 = re.compile(r"\d\d\d")
 
@@ -258,6 +264,8 @@ def _find_in_view(view: View, out: list[SecretMatch]) -> None:
     lower = view.lower
     # Every numeric personal-data format has a run of at least three digits.
     has_digits = _DIGITS3.search(text) is not None
+    ascii_text = text.isascii()
+    digit_shape = text.encode("ascii").translate(_DIGIT_SHAPE) if has_digits and ascii_text else b""
     for kind, pattern, group, check in _PATTERNS:
         needle = _FAST_SKIP.get(kind)
         if (
@@ -270,9 +278,20 @@ def _find_in_view(view: View, out: list[SecretMatch]) -> None:
             continue
         if kind == "bearer-token" and "bearer" not in lower:
             continue
-        if kind == "password-assignment" and _ASSIGN_NEEDLE.search(lower) is None:
+        if kind == "password-assignment" and not any(n in lower for n in _ASSIGN_NEEDLES):
             continue
         if kind in _NUMERIC and not has_digits:
+            continue
+        if kind == "us-ssn" and _SSN_GATE.search(text) is None:
+            continue
+        if (
+            kind == "phone"
+            and ascii_text
+            and "+" not in text
+            and not any(t in digit_shape for t in _PHONE_TAILS)
+        ):
+            continue
+        if kind == "high-entropy-token" and not has_run(utf8(text), BASE64_SHAPE, _B64_RUN):
             continue
         for m in pattern.finditer(text):
             value = m.group(group)
