@@ -229,3 +229,26 @@ def test_text_words_are_maximal_ascii_letter_runs() -> None:
 def test_split_alternatives_respects_groups_classes_and_escapes() -> None:
     assert R.split_alternatives(r"a(?:b|c)|[|\]]x|\|y|z") == ["a(?:b|c)", r"[|\]]x", r"\|y", "z"]
     assert R.split_alternatives(r"[]|]|q") == ["[]|]", "q"]
+
+
+def test_once_the_compiled_selections_are_full_new_ones_match_ungated_without_compiling(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    texts = EXAMPLES + [r["text"] for r in generate_results(150, 50, seed=5)]
+    expected = _hits(texts)
+    monkeypatch.setattr(R, "_rule_patterns", {})
+    monkeypatch.setattr(R, "_combined_patterns", {})
+    monkeypatch.setattr(R, "MAX_COMPILED_SELECTIONS", 0)
+    compiled: list[object] = []
+    real_compile = R._compile_combined
+
+    def counting_compile(selection: tuple[tuple[int, int], ...]) -> re.Pattern[str]:
+        compiled.append(selection)
+        return real_compile(selection)
+
+    monkeypatch.setattr(R, "_compile_combined", counting_compile)
+    R._ungated_combined.cache_clear()
+    assert _hits(texts) == expected
+    assert not R._rule_patterns and not R._combined_patterns
+    assert len(compiled) <= len(KINDS)  # one ungated pattern per kind, whatever the texts
+    R._ungated_combined.cache_clear()

@@ -1,6 +1,6 @@
 """Classifier: a hashed character/word n-gram linear model, the learned half of detection.
 
-Why this model: it was chosen by measurement in ``training/evaluate.py`` (see docs/detection.md).
+Why this model: it was chosen by measurement in ``training/select_model.py`` (see docs/detection.md).
 A linear model over hashed n-grams catches paraphrases and languages the rules do not know, costs
 tens of microseconds per kilobyte with numpy, needs no tokenizer or framework at run time, and its
 weights are one small array shipped in the package (``data/model.npz``). Nothing is downloaded.

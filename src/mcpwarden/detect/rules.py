@@ -9,13 +9,14 @@ instructions``, "do not tell the user").
 Rules are written for the *class* of attack, not one string: each pattern accepts the paraphrases
 we could think of (verbs, word order, filler words), and the normaliser has already removed the
 character-level evasions. Weights were set by hand and then checked against the benign corpora
-(Docker MCP registry tools, BFCL functions, benign prompts) in ``training/evaluate.py``: rules that
+(Docker MCP registry tools, BFCL functions, benign prompts) with ``bench/detect_eval.py``: rules that
 fire on real registry tools carry low weights and only add up with other evidence.
 
 Speed: every alternative of a rule carries a *gate* (words or substrings each of its matches
 contains), and ``match_rules`` compiles only the alternatives whose gates pass on the text into
 the regex it runs, so ordinary data is not scanned for attacks it cannot contain; the hits are
-exactly those of the whole pattern.
+exactly those of the whole pattern. Compiled selections are kept up to a bound; past it a text is
+matched ungated rather than paying a compile, so crafted inputs cannot force one per scan.
 
 Kinds matter: "you must" is normal in a tool description and suspicious in a tool result; a
 credential in an argument is exfiltration, in a result it is a redaction matter.
@@ -179,7 +180,7 @@ def _r(
 ) -> Rule:
     if prefix:
         # The pattern is written as prefix(?:alternatives); the prefix goes back in front of
-        # whichever alternatives are compiled (`_compile_rule`).
+        # whichever alternatives are compiled (`_rule_pattern`).
         if not (pattern.startswith(prefix + "(?:") and pattern.endswith(")")):
             raise ValueError(f"{rule_id}: pattern does not start with its prefix")
         pattern = pattern[len(prefix) + 3 : -1]
@@ -679,17 +680,45 @@ def _alternation(rule: Rule, mask: int) -> str:
     return "|".join(alt for i, alt in enumerate(rule.alternatives) if mask >> i & 1)
 
 
-@functools.lru_cache(maxsize=512)
-def _compile_rule(index: int, mask: int) -> re.Pattern[str]:
+# Compiled selections are kept, not evicted: once this many are held, a text needing a new one
+# is matched with the ungated patterns instead (the same hits, at the ungated cost). Compiling
+# costs up to ~10 ms, so texts crafted to need a new selection each time must not pay one per scan.
+MAX_COMPILED_SELECTIONS = 512
+_rule_patterns: dict[tuple[int, int], re.Pattern[str]] = {}
+_combined_patterns: dict[tuple[tuple[int, int], ...], re.Pattern[str]] = {}
+
+
+def _rule_pattern(index: int, mask: int) -> re.Pattern[str]:
     """Rule ``index`` with only the alternatives in ``mask`` (same matches wherever the others
-    cannot match)."""
+    cannot match); the whole rule once the compiled selections are full."""
     rule = RULES[index]
-    if mask == (1 << len(rule.alternatives)) - 1:
-        return rule.pattern
-    return re.compile(f"{rule.prefix}(?:{_alternation(rule, mask)})", re.VERBOSE)
+    pattern = _rule_patterns.get((index, mask))
+    if pattern is None:
+        if mask == (1 << len(rule.alternatives)) - 1 or len(_rule_patterns) >= MAX_COMPILED_SELECTIONS:
+            return rule.pattern
+        pattern = _rule_patterns[(index, mask)] = re.compile(
+            f"{rule.prefix}(?:{_alternation(rule, mask)})", re.VERBOSE
+        )
+    return pattern
 
 
-@functools.lru_cache(maxsize=256)
+def _combined_pattern(selection: tuple[tuple[int, int], ...], kind: str) -> re.Pattern[str]:
+    """The combined word-start pattern of ``selection``; every word-start rule of ``kind``
+    ungated once the compiled selections are full."""
+    pattern = _combined_patterns.get(selection)
+    if pattern is None:
+        if len(_combined_patterns) >= MAX_COMPILED_SELECTIONS:
+            return _ungated_combined(kind)
+        pattern = _combined_patterns[selection] = _compile_combined(selection)
+    return pattern
+
+
+@functools.cache
+def _ungated_combined(kind: str) -> re.Pattern[str]:
+    rules = [i for i in _BY_KIND[kind] if RULES[i].word_start]
+    return _compile_combined(tuple((i, (1 << len(RULES[i].alternatives)) - 1) for i in rules))
+
+
 def _compile_combined(selection: tuple[tuple[int, int], ...]) -> re.Pattern[str]:
     """One regex holding the selected word-start rules (index, alternative mask), each in its own
     named group ``g<index>``.
@@ -697,7 +726,8 @@ def _compile_combined(selection: tuple[tuple[int, int], ...]) -> re.Pattern[str]
     A single scan with one gate per position replaces a scan per rule (the gate is what costs
     ~20 us/KB per scan). At a position where several rules match, only the first group wins and
     the scan resumes after it, so ``match_rules`` re-checks the other rules inside those spans.
-    Compiling costs up to ~10 ms; the selections that occur in practice are few and cached.
+    Compiling costs up to ~10 ms; the selections that occur in practice are few and kept
+    (`MAX_COMPILED_SELECTIONS`).
     """
     alternatives = "|".join(f"(?P<g{i}>{_alternation(RULES[i], mask)})" for i, mask in selection)
     return re.compile(f"(?=[{_WORD_START}])(?<![a-z0-9_])(?:{alternatives})", re.VERBOSE)
@@ -735,11 +765,11 @@ def match_rules(lower: str, kind: str) -> list[RuleHit]:
         if rule.word_start:
             combined.append((index, mask))
             continue
-        for m in _compile_rule(index, mask).finditer(lower):
+        for m in _rule_pattern(index, mask).finditer(lower):
             hits.append(RuleHit(rule.id, m.start(), m.end(), rule.weight, rule.strong))
     if not combined:
         return hits
-    pattern = _compile_combined(tuple(combined))
+    pattern = _combined_pattern(tuple(combined), kind)
     covered: list[tuple[int, int]] = []
     fired: set[int] = set()
     for m in pattern.finditer(lower):
@@ -754,7 +784,7 @@ def match_rules(lower: str, kind: str) -> list[RuleHit]:
             if index in fired:
                 continue
             rule = RULES[index]
-            rule_pattern = _compile_rule(index, mask)
+            rule_pattern = _rule_pattern(index, mask)
             for start, end in covered:
                 found = rule_pattern.search(lower, start)
                 if found is not None and found.start() < end:
