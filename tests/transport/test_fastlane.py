@@ -64,6 +64,7 @@ def _comparable(answer: dict[str, Any]) -> dict[str, Any]:
         ("alpha__add", {"a": "two"}),  # invalid arguments, refused by the upstream
         ("alpha__echo", {"text": "key AKIAIOSFODNN7EXAMPLE"}),  # a secret leaving in arguments
         ("alpha__slow", {"seconds": 5}),  # upstream timeout
+        ("alpha__add", {"a": 2**70, "b": 1}),  # beyond 64 bits: relayed exactly, never as a float
     ],
 )
 def test_both_lanes_answer_alike(raw: RawStdio, name: str, arguments: dict[str, Any]) -> None:
@@ -154,6 +155,7 @@ def _http_call(url: GatewayUrl, message: dict[str, Any], **headers: str) -> http
         ("alpha__nope", {}),
         ("alpha__add", {"a": "two"}),
         ("alpha__echo", {"text": "key AKIAIOSFODNN7EXAMPLE"}),
+        ("alpha__add", {"a": 2**70, "b": 1}),  # beyond 64 bits: relayed exactly, never as a float
     ],
 )
 def test_both_lanes_answer_alike_over_http(

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
-import orjson
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from mcp.shared.inbound import (
     ERROR_CODE_HTTP_STATUS,
@@ -40,7 +39,14 @@ from mcpwarden.exchange import ANONYMOUS, IDENTITY_SCOPE_KEY, Identity
 from mcpwarden.gateway import Gateway
 from mcpwarden.transport.fastlane import FastCall, FastLane, encode_response
 from mcpwarden.transport.sessions import SessionIdTranslation
-from mcpwarden.transport.wire import parse_message, read_body, replay_body
+from mcpwarden.transport.wire import (
+    PARSED_MESSAGE_KEY,
+    check_shape,
+    loads_exact,
+    parse_message,
+    read_body,
+    replay_body,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -99,9 +105,10 @@ class WireCheckMiddleware:
         if refusal is None and scope["method"] == "POST":
             refusal = self._check_headers(request)
             if refusal is None:
-                body, refusal = await self._read_body(receive)
+                body, message, refusal = await self._read_body(receive)
                 if refusal is None:
                     receive = replay_body(body, receive)
+                    scope[PARSED_MESSAGE_KEY] = message
         if refusal is not None:
             await refusal(scope, receive, send)
             return
@@ -121,25 +128,26 @@ class WireCheckMiddleware:
             return Response("Request body too large", status_code=413)
         return None
 
-    async def _read_body(self, receive: Receive) -> tuple[bytes, Response | None]:
+    async def _read_body(self, receive: Receive) -> tuple[bytes, dict[str, Any] | None, Response | None]:
         chunks: list[bytes] = []
         size = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return b"", Response(status_code=400)
+                return b"", None, Response(status_code=400)
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                return b"", Response("Request body too large", status_code=413)
+                return b"", None, Response("Request body too large", status_code=413)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        _, error = parse_message(body)
+        decoded = loads_exact(body)
+        error = check_shape(decoded) if decoded is not None else parse_message(body)[1]
         if error is not None:
-            return b"", Response(error.to_json(), status_code=400, media_type="application/json")
-        return body, None
+            return b"", None, Response(error.to_json(), status_code=400, media_type="application/json")
+        return body, decoded, None
 
 
 class HttpFastLane:
@@ -167,7 +175,7 @@ class HttpFastLane:
             await self.app(scope, receive, send)
             return
         body = await read_body(receive)
-        call = self._fast_call(request, body)
+        call = self._fast_call(request, body, scope.get(PARSED_MESSAGE_KEY))
         if call is None:
             await self.app(scope, replay_body(body, receive), send)
             return
@@ -179,11 +187,10 @@ class HttpFastLane:
                 scope, receive, send
             )
 
-    def _fast_call(self, request: Request, body: bytes) -> FastCall | None:
-        try:
-            call = self.lane.accept(orjson.loads(body))
-        except ValueError:
-            return None
+    def _fast_call(self, request: Request, body: bytes, decoded: Any) -> FastCall | None:
+        if decoded is None:  # not behind the wire checks, or not for the fast lane
+            decoded = loads_exact(body)
+        call = self.lane.accept(decoded)
         if call is None or find_duplicated_routing_header(request.headers.items()) is not None:
             return None
         decoded = {"jsonrpc": "2.0", "id": call.request_id, "method": "tools/call", "params": call.params}

@@ -23,7 +23,6 @@ from typing import Any, BinaryIO
 import anyio
 import anyio.to_thread
 import mcp_types as types
-import orjson
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
@@ -35,7 +34,7 @@ from mcpwarden.gateway import Gateway
 from mcpwarden.jsonlines import CHUNK_BYTES, Oversize, split_lines, stream_chunks
 from mcpwarden.pipeline import AuditSink
 from mcpwarden.transport.fastlane import FastCall, FastLane, encode_response
-from mcpwarden.transport.wire import WireError, parse_message
+from mcpwarden.transport.wire import WireError, loads_exact, parse_message
 
 logger = logging.getLogger(__name__)
 
@@ -191,11 +190,8 @@ class _StdioFastLane:
         """True when the line was handled here; False sends it down the SDK path."""
         if self.legacy:
             return False
-        try:
-            body = orjson.loads(line)
-        except ValueError:
-            return False  # the SDK path answers it with the proper error
-        call = self.lane.accept(body)
+        body = loads_exact(line)
+        call = self.lane.accept(body) if body is not None else None
         if call is not None and call.request_id in self.in_flight:
             # THREATS E8: a second request under an id still in flight is refused, not run.
             refusal = asyncio.get_running_loop().create_task(self._refuse_duplicate())
@@ -205,8 +201,10 @@ class _StdioFastLane:
         if call is not None:
             self.in_flight[call.request_id] = asyncio.get_running_loop().create_task(self._answer(call))
             return True
+        if body is None:  # not for the fast lane; the standard reading still tells an initialize
+            body, _ = parse_message(line)
         if not isinstance(body, dict):
-            return False
+            return False  # the SDK path answers malformed JSON with the proper error
         if body.get("method") == "initialize":
             self.legacy = True
         elif body.get("method") == "notifications/cancelled":
