@@ -64,7 +64,8 @@ def _comparable(answer: dict[str, Any]) -> dict[str, Any]:
         ("alpha__add", {"a": "two"}),  # invalid arguments, refused by the upstream
         ("alpha__echo", {"text": "key AKIAIOSFODNN7EXAMPLE"}),  # a secret leaving in arguments
         ("alpha__slow", {"seconds": 5}),  # upstream timeout
-        ("alpha__add", {"a": 2**70, "b": 1}),  # beyond 64 bits: relayed exactly, never as a float
+        ("alpha__add", {"a": 3**50, "b": 1}),  # beyond 64 bits: relayed exactly, never as a float
+        ("alpha__power", {"base": 3, "exponent": 50}),  # a result beyond 64 bits, kept exact
     ],
 )
 def test_both_lanes_answer_alike(raw: RawStdio, name: str, arguments: dict[str, Any]) -> None:
@@ -155,7 +156,8 @@ def _http_call(url: GatewayUrl, message: dict[str, Any], **headers: str) -> http
         ("alpha__nope", {}),
         ("alpha__add", {"a": "two"}),
         ("alpha__echo", {"text": "key AKIAIOSFODNN7EXAMPLE"}),
-        ("alpha__add", {"a": 2**70, "b": 1}),  # beyond 64 bits: relayed exactly, never as a float
+        ("alpha__add", {"a": 3**50, "b": 1}),  # beyond 64 bits: relayed exactly, never as a float
+        ("alpha__power", {"base": 3, "exponent": 50}),  # a result beyond 64 bits, kept exact
     ],
 )
 def test_both_lanes_answer_alike_over_http(

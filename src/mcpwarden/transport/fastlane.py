@@ -36,6 +36,7 @@ from mcp_types import (
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, ValidationError
 
+from mcpwarden import wirejson
 from mcpwarden.gateway import Gateway
 
 logger = logging.getLogger(__name__)
@@ -162,8 +163,8 @@ class FastLane:
 def encode_response(response: dict[str, Any]) -> bytes:
     """One response as a line of JSON; what cannot be encoded becomes an internal error."""
     try:
-        return orjson.dumps(response) + b"\n"
-    except TypeError:  # orjson.JSONEncodeError: a value a guard or upstream left that JSON lacks
+        return wirejson.dumps(response) + b"\n"
+    except (TypeError, ValueError):  # a value a guard or upstream left that JSON lacks
         logger.error("fast lane could not encode a response")
         error = {"code": types.INTERNAL_ERROR, "message": "internal error"}
         return orjson.dumps({"jsonrpc": "2.0", "id": response.get("id"), "error": error}) + b"\n"

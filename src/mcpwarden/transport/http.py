@@ -42,11 +42,11 @@ from mcpwarden.transport.sessions import SessionIdTranslation
 from mcpwarden.transport.wire import (
     PARSED_MESSAGE_KEY,
     check_shape,
-    loads_exact,
     parse_message,
     read_body,
     replay_body,
 )
+from mcpwarden.wirejson import loads_exact
 
 logger = logging.getLogger(__name__)
 

@@ -34,7 +34,8 @@ from mcpwarden.gateway import Gateway
 from mcpwarden.jsonlines import CHUNK_BYTES, Oversize, split_lines, stream_chunks
 from mcpwarden.pipeline import AuditSink
 from mcpwarden.transport.fastlane import FastCall, FastLane, encode_response
-from mcpwarden.transport.wire import WireError, loads_exact, parse_message
+from mcpwarden.transport.wire import WireError, parse_message
+from mcpwarden.wirejson import loads_exact
 
 logger = logging.getLogger(__name__)
 

@@ -8,21 +8,15 @@ secret.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any, Final
 
 import mcp_types as types
-import orjson
 from starlette.types import Message, Receive
 
-# Where the HTTP front's wire checks leave the message, when `loads_exact` could read it, for the
-# layers behind them.
+# Where the HTTP front's wire checks leave the message, when `wirejson.loads_exact` could read it,
+# for the layers behind them.
 PARSED_MESSAGE_KEY: Final = "mcpwarden.message"
-# orjson reads an integer beyond 64 bits as a float (and cannot write one back): a body with a
-# number that long is left to the standard parser and the SDK path. (Any run of 19 digits, even
-# inside a string, so the check is one scan; such bodies are rare and lose only speed.)
-_LONG_NUMBER = re.compile(rb"\d{19}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,17 +32,6 @@ class WireError:
             "error": {"code": self.code, "message": self.message},
         }
         return json.dumps(body, separators=(",", ":")).encode()
-
-
-def loads_exact(data: bytes) -> Any:
-    """orjson's reading of `data` where it is exactly the standard one, else None (the fast lane
-    takes only such messages: it relays what it read, and must not turn a number into another)."""
-    if _LONG_NUMBER.search(data):
-        return None
-    try:
-        return orjson.loads(data)
-    except ValueError:  # not strict JSON: NaN, lone surrogates, invalid UTF-8, too deep
-        return None
 
 
 def parse_message(data: bytes) -> tuple[dict[str, Any] | None, WireError | None]:

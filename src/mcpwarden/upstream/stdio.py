@@ -28,7 +28,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
 
-from mcpwarden import reasons
+from mcpwarden import reasons, wirejson
 from mcpwarden.jsonlines import Oversize, split_lines, stream_chunks
 from mcpwarden.upstream.wire import WIRE_ID_PREFIX, result_of
 
@@ -265,7 +265,7 @@ def _parse_line(line: bytes, server_id: str) -> SessionMessage | Exception:
 def _reply(line: bytes) -> dict[str, Any] | None:
     """The line as a reply (a JSON object without a method), or None."""
     try:
-        body = orjson.loads(line)
+        body = wirejson.loads(line)
     except ValueError:
         return None
     return body if isinstance(body, dict) and "method" not in body else None

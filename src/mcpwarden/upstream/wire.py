@@ -18,7 +18,7 @@ import mcp_types as types
 import orjson
 from mcp.shared.exceptions import MCPError
 
-from mcpwarden import reasons
+from mcpwarden import reasons, wirejson
 from mcpwarden.upstream.credentials import ClientCredentialsAuth
 
 WIRE_ID_PREFIX = "mcpwarden-"  # never one of the SDK session's own (integer) ids
@@ -136,9 +136,9 @@ class WirePoster:
         return b"".join(chunks)
 
 
-def _loads(data: bytes | str) -> Any:
+def _loads(data: bytes) -> Any:
     try:
-        return orjson.loads(data)
+        return wirejson.loads(data)
     except ValueError:
         return None
 
@@ -147,7 +147,7 @@ def _reply_in_events(stream: str, request_id: str) -> Any:
     """The reply to `request_id` among the `data:` payloads of an SSE body (notifications skipped)."""
     for event in stream.replace("\r\n", "\n").split("\n\n"):
         data = "\n".join(line[5:].removeprefix(" ") for line in event.split("\n") if line.startswith("data:"))
-        message = _loads(data) if data else None
+        message = _loads(data.encode()) if data else None
         if isinstance(message, dict) and message.get("id") == request_id and "method" not in message:
             return message
     return None

@@ -1,0 +1,49 @@
+"""JSON for the fast lanes: orjson where its reading is exactly the standard one, else the standard
+library, so relaying a message never changes it.
+
+orjson reads an integer beyond 64 bits as a float and cannot write one at all; the SDK path (and
+the standard library) keeps such integers exact. Lines and bodies are read with orjson unless they
+hold a run of 19 digits (one scan: such messages are rare and lose only speed), and written with
+orjson unless it refuses.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import orjson
+
+_LONG_NUMBER = re.compile(rb"\d{19}")
+
+
+def loads_exact(data: bytes) -> Any:
+    """orjson's reading of `data` where it is exactly the standard one, else None (also for
+    anything that is not strict JSON: NaN, lone surrogates, invalid UTF-8, nesting too deep)."""
+    if _LONG_NUMBER.search(data):
+        return None
+    try:
+        return orjson.loads(data)
+    except ValueError:
+        return None
+
+
+def loads(data: bytes) -> Any:
+    """The standard reading of `data`, through orjson where that is the same; ValueError if it is
+    not JSON."""
+    value = loads_exact(data)
+    if value is not None:
+        return value
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
+
+
+def dumps(value: Any) -> bytes:
+    """`value` as compact JSON; TypeError or ValueError if it is not JSON."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError: an integer beyond 64 bits, or not JSON at all
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
