@@ -7,20 +7,26 @@ sleep), and is stopped by the test that started it.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import httpx
 import yaml
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
+
+from mcpwarden.config import ServerSpec
 
 FIXTURES = Path(__file__).parent / "fixtures"
 UPSTREAM_SERVER = FIXTURES / "upstream_server.py"
@@ -217,3 +223,50 @@ async def authenticated(url: str, key: str | None = None) -> AsyncIterator[Any]:
         streamable_http_client(str(url), http_client=http) as streams,
     ):
         yield streams
+
+
+class TokenEndpoint:
+    """An authorization server's token endpoint on 127.0.0.1 that records what it is sent."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.answer: dict[str, Any] = {
+            "access_token": "upstream-token-1",
+            "token_type": "Bearer",
+            "expires_in": 3600,
+        }
+        self.status = 200
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                form = parse_qs(self.rfile.read(length).decode())
+                outer.requests.append({"authorization": self.headers.get("Authorization"), "form": form})
+                body = json.dumps(outer.answer).encode()
+                self.send_response(outer.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/token"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def spec_for(endpoint: TokenEndpoint, **oauth: Any) -> ServerSpec:
+    return ServerSpec(
+        url="https://up.example/mcp",
+        oauth_client={
+            "token_url": endpoint.url,
+            "client_id": "gateway",
+            "client_secret": "s3cret",
+            "scope": "tickets:read",
+            "resource": "https://up.example/mcp",
+            **oauth,
+        },
+    )

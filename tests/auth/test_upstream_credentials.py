@@ -7,13 +7,8 @@ here, that what goes upstream is exactly what the configuration names, fetched a
 from __future__ import annotations
 
 import base64
-import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
 import httpx2
 import pytest
@@ -21,6 +16,7 @@ import pytest
 from mcpwarden.config import ServerSpec
 from mcpwarden.errors import UpstreamError
 from mcpwarden.upstream.credentials import ClientCredentialsAuth, upstream_auth, upstream_headers
+from tests.support import TokenEndpoint, spec_for
 
 pytestmark = pytest.mark.anyio
 
@@ -77,47 +73,6 @@ def test_credential_config_is_checked() -> None:
     assert upstream_auth("s", ServerSpec(url="https://u.example/mcp")) is None
 
 
-class TokenEndpoint:
-    """An authorization server's token endpoint on 127.0.0.1 that records what it is sent."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.answer: dict[str, Any] = {
-            "access_token": "upstream-token-1",
-            "token_type": "Bearer",
-            "expires_in": 3600,
-        }
-        self.status = 200
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                form = parse_qs(self.rfile.read(length).decode())
-                outer.requests.append({"authorization": self.headers.get("Authorization"), "form": form})
-                body = json.dumps(outer.answer).encode()
-                self.send_response(outer.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/token"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
-@pytest.fixture
-def endpoint() -> Iterator[TokenEndpoint]:
-    served = TokenEndpoint()
-    yield served
-    served.server.shutdown()
-    served.server.server_close()
-
-
 class Upstream:
     """Stands in for the MCP upstream: records the Authorization it gets; 401 for tokens it revoked."""
 
@@ -131,20 +86,6 @@ class Upstream:
         if authorization is None or authorization.removeprefix("Bearer ") in self.revoked:
             return httpx2.Response(401)
         return httpx2.Response(200, json={"ok": True})
-
-
-def spec_for(endpoint: TokenEndpoint, **oauth: Any) -> ServerSpec:
-    return ServerSpec(
-        url="https://up.example/mcp",
-        oauth_client={
-            "token_url": endpoint.url,
-            "client_id": "gateway",
-            "client_secret": "s3cret",
-            "scope": "tickets:read",
-            "resource": "https://up.example/mcp",
-            **oauth,
-        },
-    )
 
 
 async def test_client_credentials_token_is_fetched_once_and_sent_upstream(endpoint: TokenEndpoint) -> None:

@@ -17,8 +17,7 @@ from mcp.shared.exceptions import MCPError
 
 from mcpwarden.upstream.credentials import upstream_auth
 from mcpwarden.upstream.wire import WirePoster
-from tests.auth.test_upstream_credentials import TokenEndpoint, spec_for
-from tests.support import gateway_client, http_upstream, write_config
+from tests.support import TokenEndpoint, gateway_client, http_upstream, spec_for, write_config
 
 pytestmark = pytest.mark.anyio
 
@@ -117,14 +116,6 @@ class RecordingUpstream:
 @pytest.fixture
 def recording() -> Iterator[RecordingUpstream]:
     served = RecordingUpstream()
-    yield served
-    served.server.shutdown()
-    served.server.server_close()
-
-
-@pytest.fixture
-def endpoint() -> Iterator[TokenEndpoint]:
-    served = TokenEndpoint()
     yield served
     served.server.shutdown()
     served.server.server_close()
