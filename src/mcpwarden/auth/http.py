@@ -24,6 +24,7 @@ configured headers only (A4, D16), and nothing here logs a token.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -317,15 +318,17 @@ def _session_owner(identity: Identity) -> AuthenticatedUser:
     """The SDK's notion of who opened a session: (client id, issuer, subject); never the token."""
     client = identity.attributes.get("client_id") or identity.attributes.get("azp") or ""
     issuer = identity.attributes.get("iss") if identity.method == "jwt" else API_KEY_ISSUER
-    return AuthenticatedUser(
-        AccessToken(
-            token="",
-            client_id=f"{identity.method}:{client}",
-            scopes=sorted(identity.scopes),
-            subject=identity.name,
-            claims={"iss": issuer},
-        )
+    issuer = issuer if isinstance(issuer, str) else None  # a verified token's issuer is a string
+    return _owner(f"{identity.method}:{client}", issuer, identity.name, tuple(sorted(identity.scopes)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _owner(client_id: str, issuer: str | None, subject: str, scopes: tuple[str, ...]) -> AuthenticatedUser:
+    # One per caller, not one per request: the SDK only reads it.
+    token = AccessToken(
+        token="", client_id=client_id, scopes=list(scopes), subject=subject, claims={"iss": issuer}
     )
+    return AuthenticatedUser(token)
 
 
 def _origin(scope: Scope) -> str:
