@@ -212,3 +212,11 @@ async def test_invalid_names_from_upstream_are_withheld(tmp_path: Path) -> None:
     }
     assert (await guard.check_response(exchange)).allowed
     assert [tool["name"] for tool in exchange.result["tools"]] == ["a__read_file"]
+
+
+def test_message_sizes_count_integers_beyond_64_bits() -> None:
+    # A size of 0 would let such a result slip past max_result_kb limits.
+    from mcpwarden.pipeline import _size_of
+
+    assert _size_of({"n": 3**50}) == len(b'{"n":717897987691852588770249}')
+    assert _size_of({"n": 1}) == len(b'{"n":1}')

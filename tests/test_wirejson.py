@@ -50,3 +50,9 @@ def test_loads_refuses_what_is_not_json() -> None:
     for data in (b"not json", b"[" * 100_000):
         with pytest.raises(ValueError):
             loads(data)
+
+
+def test_dumps_converts_what_json_lacks_with_default_in_either_library() -> None:
+    when = object()
+    assert loads(dumps({"at": when}, default=lambda _: "then")) == {"at": "then"}
+    assert loads(dumps({"at": when, "big": 3**50}, default=lambda _: "then")) == {"at": "then", "big": 3**50}

@@ -18,14 +18,13 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 import mcp_types as types
-import orjson
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp_types.methods import CLIENT_REQUESTS, SPEC_CLIENT_METHODS
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, ValidationError
 
-from mcpwarden import reasons
+from mcpwarden import reasons, wirejson
 from mcpwarden.audit.events import AuditEvent, digest_arguments
 from mcpwarden.consent import (
     APPROVAL_KEY,
@@ -380,8 +379,8 @@ def _size_of(value: Any) -> int:
     if isinstance(value, BaseModel):
         return len(value.model_dump_json(by_alias=True, exclude_none=True))
     try:
-        return len(orjson.dumps(value, default=str))
-    except TypeError:  # orjson.JSONEncodeError
+        return len(wirejson.dumps(value, default=str))  # exact for integers beyond 64 bits too
+    except (TypeError, ValueError):  # not JSON at all (NaN, a cycle)
         return 0
 
 

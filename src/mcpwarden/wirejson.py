@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -41,9 +42,13 @@ def loads(data: bytes) -> Any:
         raise ValueError("JSON nested too deep") from None
 
 
-def dumps(value: Any) -> bytes:
-    """`value` as compact JSON; TypeError or ValueError if it is not JSON."""
+def dumps(value: Any, default: Callable[[Any], Any] | None = None) -> bytes:
+    """`value` as compact JSON (`default` converts what JSON lacks, as in both libraries);
+    TypeError or ValueError if it is not JSON."""
     try:
-        return orjson.dumps(value)
+        return orjson.dumps(value, default=default)
     except TypeError:  # orjson.JSONEncodeError: an integer beyond 64 bits, or not JSON at all
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+        compact = json.dumps(
+            value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=default
+        )
+        return compact.encode()

@@ -23,7 +23,6 @@ from typing import Any
 
 import anyio
 import mcp_types as types
-import orjson
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
@@ -77,7 +76,7 @@ class WireRequests:
         expiry = loop.call_later(timeout, _expire, answered) if timeout is not None else None
         request = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
         try:
-            await self._write_line(orjson.dumps(request) + b"\n")
+            await self._write_line(wirejson.dumps(request) + b"\n")
             reply = await answered
         except TimeoutError:
             await self._cancel(request_id, "timed out")
@@ -121,7 +120,7 @@ class WireRequests:
             "params": {"requestId": request_id, "reason": reason},
         }
         with suppress(OSError), anyio.move_on_after(_CANCEL_NOTICE_TIMEOUT):  # a gone child needs none
-            await self._write_line(orjson.dumps(notice) + b"\n")
+            await self._write_line(wirejson.dumps(notice) + b"\n")
 
 
 def _expire(answered: asyncio.Future[Any]) -> None:
@@ -296,8 +295,8 @@ def _oversize_reply(head: bytes, limit: int, server_id: str) -> SessionMessage |
     logger.warning("upstream %s wrote a line over %d bytes; it was discarded", server_id, limit)
     match = _RESPONSE_ID.search(head)
     try:
-        request_id = orjson.loads(match.group(1)) if match is not None else None
-    except ValueError:  # e.g. an integer id beyond 64 bits: no request of ours
+        request_id = wirejson.loads(match.group(1)) if match is not None else None
+    except ValueError:  # a malformed string id: no request of ours
         request_id = None
     if not isinstance(request_id, str | int):
         return ValueError(f"discarded a line over {limit} bytes")

@@ -15,7 +15,6 @@ from typing import Any
 
 import aiohttp
 import mcp_types as types
-import orjson
 from mcp.shared.exceptions import MCPError
 
 from mcpwarden import reasons, wirejson
@@ -86,7 +85,7 @@ class WirePoster:
         upstream too.
         """
         request_id = f"{WIRE_ID_PREFIX}{next(_ids)}"
-        body = orjson.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+        body = wirejson.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
         try:
             async with asyncio.timeout(timeout):
                 status, content_type, content, token = await self._send(body, headers, None)
