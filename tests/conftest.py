@@ -19,5 +19,4 @@ def endpoint() -> Iterator[TokenEndpoint]:
     """An OAuth token endpoint on 127.0.0.1 (tests.support.TokenEndpoint)."""
     served = TokenEndpoint()
     yield served
-    served.server.shutdown()
-    served.server.server_close()
+    served.close()

@@ -225,7 +225,39 @@ async def authenticated(url: str, key: str | None = None) -> AsyncIterator[Any]:
         yield streams
 
 
-class TokenEndpoint:
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler for the stand-in servers below: replies in one call, logs nothing."""
+
+    def reply(self, status: int, body: bytes = b"", headers: Mapping[str, str] | None = None) -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def reply_json(self, status: int, document: Any, headers: Mapping[str, str] | None = None) -> None:
+        json_headers = {"Content-Type": "application/json", **(headers or {})}
+        self.reply(status, json.dumps(document).encode(), json_headers)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class LoopbackServer:
+    """A plain HTTP server on 127.0.0.1 in a daemon thread, standing in for a remote party."""
+
+    def serve(self, handler: type[BaseHTTPRequestHandler], path: str = "") -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class TokenEndpoint(LoopbackServer):
     """An authorization server's token endpoint on 127.0.0.1 that records what it is sent."""
 
     def __init__(self) -> None:
@@ -238,24 +270,14 @@ class TokenEndpoint:
         self.status = 200
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 form = parse_qs(self.rfile.read(length).decode())
                 outer.requests.append({"authorization": self.headers.get("Authorization"), "form": form})
-                body = json.dumps(outer.answer).encode()
-                self.send_response(outer.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.reply_json(outer.status, outer.answer)
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/token"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.serve(Handler, "/token")
 
 
 def spec_for(endpoint: TokenEndpoint, **oauth: Any) -> ServerSpec:

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,8 @@ from tests.support import (
     MCPWARDEN,
     PYTHON,
     GatewayUrl,
+    LoopbackServer,
+    QuietHandler,
     authenticated,
     free_port,
     http_gateway,
@@ -39,7 +39,7 @@ META = {
 }
 
 
-class KeyServer:
+class KeyServer(LoopbackServer):
     """A JWKS endpoint (or an attacker's) on 127.0.0.1 that counts its hits and can be made to fail."""
 
     def __init__(self, document: dict[str, Any] | None) -> None:
@@ -48,26 +48,12 @@ class KeyServer:
         self.hits = 0
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 outer.hits += 1
-                body = json.dumps(outer.document or {}).encode()
-                self.send_response(outer.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.reply_json(outer.status, outer.document or {})
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.serve(Handler)
 
 
 @dataclass

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +15,15 @@ from mcp.shared.exceptions import MCPError
 
 from mcpwarden.upstream.credentials import upstream_auth
 from mcpwarden.upstream.wire import WirePoster
-from tests.support import TokenEndpoint, gateway_client, http_upstream, spec_for, write_config
+from tests.support import (
+    LoopbackServer,
+    QuietHandler,
+    TokenEndpoint,
+    gateway_client,
+    http_upstream,
+    spec_for,
+    write_config,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -70,7 +76,7 @@ async def test_a_server_that_went_away_fails_the_call_at_once(tmp_path: Path) ->
             assert time.monotonic() - started < 5
 
 
-class RecordingUpstream:
+class RecordingUpstream(LoopbackServer):
     """A bare HTTP server on 127.0.0.1 standing in for a modern MCP upstream: it answers every POST
     with a JSON-RPC result, records what it was sent, and can refuse revoked tokens, set a cookie or
     redirect."""
@@ -81,44 +87,27 @@ class RecordingUpstream:
         self.redirect = False
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
                 authorization = self.headers.get("Authorization")
                 outer.seen.append({"authorization": authorization, "cookie": self.headers.get("Cookie")})
                 if outer.redirect:
-                    self.send_response(307)
-                    self.send_header("Location", "http://127.0.0.1:9/elsewhere")
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                if authorization is None or authorization.removeprefix("Bearer ") in outer.revoked:
-                    self.send_response(401)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                reply = json.dumps({"jsonrpc": "2.0", "id": body["id"], "result": {"ok": True}}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Set-Cookie", "session=sticky")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
+                    self.reply(307, headers={"Location": "http://127.0.0.1:9/elsewhere"})
+                elif authorization is None or authorization.removeprefix("Bearer ") in outer.revoked:
+                    self.reply(401)
+                else:
+                    result = {"jsonrpc": "2.0", "id": body["id"], "result": {"ok": True}}
+                    self.reply_json(200, result, {"Set-Cookie": "session=sticky"})
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/mcp"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.serve(Handler, "/mcp")
 
 
 @pytest.fixture
 def recording() -> Iterator[RecordingUpstream]:
     served = RecordingUpstream()
     yield served
-    served.server.shutdown()
-    served.server.server_close()
+    served.close()
 
 
 async def test_the_gateway_token_is_sent_and_renewed_once_on_401(
