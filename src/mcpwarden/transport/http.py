@@ -197,7 +197,7 @@ class HttpFastLane:
         call = self.lane.accept(decoded)
         if call is None or find_duplicated_routing_header(request.headers.items()) is not None:
             return None
-        decoded = {"jsonrpc": "2.0", "id": call.request_id, "method": "tools/call", "params": call.params}
+        # accept() took exactly jsonrpc, id, method and params: the message the SDK's ladder reads.
         if not isinstance(classify_inbound_request(decoded, headers=request.headers), InboundModernRoute):
             return None
         arguments = call.params.get("arguments") or {}
