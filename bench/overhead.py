@@ -1,8 +1,8 @@
 """What the gateway costs: `tools/call` on a trivial tool, direct vs through mcpwarden, in one run.
 
-Six paths: direct stdio; a bare JSON relay with no guards (`bare_relay.py`, the floor for any
-relay in Python); the gateway stdio->stdio on its fast lane and on the SDK path; direct HTTP; the
-gateway HTTP->HTTP. Each is measured sequentially and with 8 concurrent callers, interleaved over
+Seven paths: direct stdio; a bare JSON relay with no guards (`bare_relay.py`, the floor for any
+relay in Python); the gateway stdio->stdio on its fast lane and on the SDK path; direct HTTP; a
+bare HTTP relay on the gateway's HTTP libraries (uvicorn, aiohttp); the gateway HTTP->HTTP. Each is measured sequentially and with 8 concurrent callers, interleaved over
 several rounds so a noisy neighbour hits every path alike; medians are reported, with the gateway's
 resident memory. Everything runs on 127.0.0.1, is bounded in calls and time, and stops by itself.
 
@@ -158,6 +158,13 @@ async def path_client(
     elif name == "direct http":
         async with Client(upstream_url) as client:
             yield client, "add", None
+    elif name == "bare relay http":
+        port = free_port()
+        args = [PY, str(BARE_RELAY), "--http", upstream_url, "--port", str(port)]
+        with process(args, workdir / "bare-relay-http.log"):
+            wait_http(f"http://127.0.0.1:{port}/mcp")
+            async with Client(f"http://127.0.0.1:{port}/mcp") as client:
+                yield client, "add", None
     else:
         # The whole stack a deployment runs: an API key, a policy grant, the audit trail.
         config = workdir / "http.yaml"
@@ -214,6 +221,7 @@ async def main() -> None:
         "gateway stdio",
         "gateway stdio (SDK lane)",
         "direct http",
+        "bare relay http",
         "gateway http",
     ]
     results: dict[str, list[dict[str, float]]] = {name: [] for name in paths}
