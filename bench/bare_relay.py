@@ -89,7 +89,7 @@ def http_relay(upstream_url: str) -> Callable[[Scope, Receive, Send], Awaitable[
         ) as answer:
             data = await answer.read()
             status = answer.status
-            relayed = [(k.encode(), answer.headers[k].encode()) for k in _ANSWER_HEADERS if k in answer.headers]
+            relayed = [(k.encode(), v.encode()) for k in _ANSWER_HEADERS if (v := answer.headers.get(k))]
         if data and answer.content_type == "application/json":
             data = orjson.dumps(orjson.loads(data))
         await send({"type": "http.response.start", "status": status, "headers": relayed})

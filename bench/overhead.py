@@ -2,9 +2,11 @@
 
 Seven paths: direct stdio; a bare JSON relay with no guards (`bare_relay.py`, the floor for any
 relay in Python); the gateway stdio->stdio on its fast lane and on the SDK path; direct HTTP; a
-bare HTTP relay on the gateway's HTTP libraries (uvicorn, aiohttp); the gateway HTTP->HTTP. Each is measured sequentially and with 8 concurrent callers, interleaved over
-several rounds so a noisy neighbour hits every path alike; medians are reported, with the gateway's
-resident memory. Everything runs on 127.0.0.1, is bounded in calls and time, and stops by itself.
+bare HTTP relay on the gateway's own HTTP libraries (uvicorn, aiohttp); the gateway HTTP->HTTP.
+Each is measured sequentially and with 8 concurrent callers, interleaved over several rounds so a
+noisy neighbour hits every path alike; medians are reported, with the gateway's resident memory.
+The gateway is compared with direct calls and with the bare relay of its transport. Everything
+runs on 127.0.0.1, is bounded in calls and time, and stops by itself.
 
     python bench/overhead.py [--calls 500] [--rounds 3]
 """
@@ -260,15 +262,22 @@ async def main() -> None:
             f"{median(name, 'p50_ms'):12.2f} {median(name, 'p99_ms'):12.2f} {median(name, 'rss_mb'):12.1f}"
         )
     print()
-    for relayed in (name for name in paths if not name.startswith("direct")):
-        direct = "direct http" if "http" in relayed else "direct stdio"
-        sequential = median(relayed, "seq_calls_s") / median(direct, "seq_calls_s")
-        concurrent = median(relayed, "conc_calls_s") / median(direct, "conc_calls_s")
-        added = median(relayed, "p50_ms") - median(direct, "p50_ms")
-        print(
-            f"{relayed:25s}: of direct, {sequential:.0%} sequential, "
+
+    def compare(relayed: str, baseline: str) -> str:
+        sequential = median(relayed, "seq_calls_s") / median(baseline, "seq_calls_s")
+        concurrent = median(relayed, "conc_calls_s") / median(baseline, "conc_calls_s")
+        added = median(relayed, "p50_ms") - median(baseline, "p50_ms")
+        return (
+            f"{relayed:25s}: of {baseline}, {sequential:.0%} sequential, "
             f"{concurrent:.0%} concurrent throughput; p50 added {added:+.2f} ms"
         )
+
+    for relayed in (name for name in paths if not name.startswith("direct")):
+        print(compare(relayed, "direct http" if "http" in relayed else "direct stdio"))
+    # The floors: what the gateway's guards, audit and routing cost on top of any relay in Python.
+    print()
+    for relayed in ("gateway stdio", "gateway http"):
+        print(compare(relayed, "bare relay http" if "http" in relayed else "bare relay stdio"))
 
 
 if __name__ == "__main__":
