@@ -216,6 +216,11 @@ class Gateway:
         if not isinstance(connection, Connection) or ctx.protocol_version not in HANDSHAKE_PROTOCOL_VERSIONS:
             return await call_next(ctx)
         if ctx.method == "initialize":
+            if ctx.request_id is None:
+                # Sent as a notification: nothing to answer, and it must neither count as the
+                # handshake (a real one would then be refused) nor raise (the SDK logs a trace).
+                logger.warning("ignored an 'initialize' sent as a notification")
+                return None
             if connection in self._initialized_connections:
                 # A second handshake could swap the client's declared capabilities mid-session.
                 raise MCPError(types.INVALID_REQUEST, "this connection is already initialized")

@@ -142,6 +142,21 @@ def test_legacy_lifecycle_second_initialize_is_refused(raw: RawStdio) -> None:
     assert second["error"]["code"] == -32600
 
 
+def test_initialize_sent_as_a_notification_is_ignored_without_a_trace(raw: RawStdio) -> None:
+    notification = {k: v for k, v in _initialize(0, "2025-11-25").items() if k != "id"}
+    raw.send(json.dumps(notification).encode())
+    # It did not count as the handshake: the real one still succeeds, and then a repeated
+    # notification changes nothing.
+    assert raw.request(_initialize(1, "2025-11-25"))["result"]["protocolVersion"] == "2025-11-25"
+    raw.send(json.dumps(notification).encode())
+    raw.send(b'{"jsonrpc":"2.0","method":"notifications/initialized"}')
+    listed = raw.request({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+    assert any(tool["name"] == "alpha__echo" for tool in listed["result"]["tools"])
+    stderr = raw.close()
+    assert "Traceback" not in stderr
+    assert stderr.count("ignored an 'initialize' sent as a notification") == 2
+
+
 def test_unknown_protocol_version_is_answered_with_a_supported_one(raw: RawStdio) -> None:
     answer = raw.request(_initialize(1, "1999-01-01"))
     assert answer["result"]["protocolVersion"] in {"2025-11-25", "2025-06-18"}
