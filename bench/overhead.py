@@ -4,9 +4,10 @@ Seven paths: direct stdio; a bare JSON relay with no guards (`bare_relay.py`, th
 relay in Python); the gateway stdio->stdio on its fast lane and on the SDK path; direct HTTP; a
 bare HTTP relay on the gateway's own HTTP libraries (uvicorn, aiohttp); the gateway HTTP->HTTP.
 Each is measured sequentially and with 8 concurrent callers, interleaved over several rounds so a
-noisy neighbour hits every path alike; medians are reported, with the gateway's resident memory.
-The gateway is compared with direct calls and with the bare relay of its transport. Everything
-runs on 127.0.0.1, is bounded in calls and time, and stops by itself.
+noisy neighbour hits every path alike; medians are reported, with the relaying process's resident
+memory and CPU time per call (gateway or bare relay; /proc). The gateway is compared with direct
+calls and with the bare relay of its transport. Everything runs on 127.0.0.1, is bounded in calls
+and time, and stops by itself.
 
     python bench/overhead.py [--calls 500] [--rounds 3]
 """
@@ -78,13 +79,20 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process so far (Linux /proc), NaN when it cannot be read."""
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return float("nan")
+
+
 def find_pid(marker: str) -> int | None:
+    """The process whose command line contains `marker` (a path only that process is given)."""
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
-                if marker in (entry / "cmdline").read_bytes().decode(errors="replace") and "stdio" in (
-                    entry / "cmdline"
-                ).read_bytes().decode(errors="replace"):
+                if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
                     return int(entry.name)
     return None
 
@@ -93,7 +101,9 @@ async def _no_progress(progress: float, total: float | None, message: str | None
     """Never called (the tool reports none); asking for progress keeps a call off the fast lane."""
 
 
-async def measure(client: Client, tool: str, calls: int, sdk_lane: bool = False) -> dict[str, float]:
+async def measure(
+    client: Client, tool: str, calls: int, relay_pid: int | None, sdk_lane: bool = False
+) -> dict[str, float]:
     progress = _no_progress if sdk_lane else None
 
     async def call(a: int, b: int) -> None:
@@ -102,12 +112,14 @@ async def measure(client: Client, tool: str, calls: int, sdk_lane: bool = False)
     for _ in range(WARMUP):
         await call(1, 2)
     latencies: list[float] = []
+    cpu_before = cpu_seconds(relay_pid)
     started = time.perf_counter()
     for i in range(calls):
         t0 = time.perf_counter()
         await call(i, 1)
         latencies.append(time.perf_counter() - t0)
     sequential = calls / (time.perf_counter() - started)
+    relay_cpu_us = (cpu_seconds(relay_pid) - cpu_before) / calls * 1e6
 
     per_worker = max(1, calls // CONCURRENCY)
 
@@ -126,6 +138,8 @@ async def measure(client: Client, tool: str, calls: int, sdk_lane: bool = False)
         "conc_calls_s": concurrent,
         "p50_ms": latencies[len(latencies) // 2] * 1000,
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        "relay_cpu_us": relay_cpu_us,
+        "rss_mb": rss_mb(relay_pid) if relay_pid else float("nan"),
     }
 
 
@@ -139,7 +153,7 @@ async def path_client(
     elif name == "bare relay stdio":
         params = StdioServerParameters(command=PY, args=[str(BARE_RELAY), PY, str(TRIVIAL)])
         async with Client(params) as client:
-            yield client, "add", None
+            yield client, "add", find_pid(str(BARE_RELAY))
     elif name.startswith("gateway stdio"):
         config = workdir / "stdio.yaml"
         config.write_text(
@@ -163,10 +177,10 @@ async def path_client(
     elif name == "bare relay http":
         port = free_port()
         args = [PY, str(BARE_RELAY), "--http", upstream_url, "--port", str(port)]
-        with process(args, workdir / "bare-relay-http.log"):
+        with process(args, workdir / "bare-relay-http.log") as proc:
             wait_http(f"http://127.0.0.1:{port}/mcp")
             async with Client(f"http://127.0.0.1:{port}/mcp") as client:
-                yield client, "add", None
+                yield client, "add", proc.pid
     else:
         # The whole stack a deployment runs: an API key, a policy grant, the audit trail.
         config = workdir / "http.yaml"
@@ -237,8 +251,9 @@ async def main() -> None:
                 for name in paths:
                     with anyio.fail_after(300):
                         async with path_client(name, workdir, upstream_url) as (client, tool, pid):
-                            figures = await measure(client, tool, args.calls, sdk_lane="SDK lane" in name)
-                            figures["rss_mb"] = rss_mb(pid) if pid else float("nan")
+                            figures = await measure(
+                                client, tool, args.calls, pid, sdk_lane="SDK lane" in name
+                            )
                     results[name].append(figures)
                     print(
                         f"round {round_index + 1} {name:24s} {figures['seq_calls_s']:7.0f} calls/s",
@@ -252,14 +267,16 @@ async def main() -> None:
         f"\ntools/call on a trivial tool, {args.calls} calls x {args.rounds} rounds (medians), "
         f"{CONCURRENCY} concurrent callers for the concurrent column\n"
     )
-    columns = ("seq calls/s", "conc calls/s", "p50 ms", "p99 ms", "gw RSS MB")
+    # The relay's CPU per call (sequential phase) and memory: the gateway's, or the bare relay's.
+    columns = ("seq calls/s", "conc calls/s", "p50 ms", "p99 ms", "relay RSS MB", "relay CPU us")
     header = f"{'path':25s} " + " ".join(f"{c:>12s}" for c in columns)
     print(header)
     print("-" * len(header))
     for name in paths:
         print(
             f"{name:25s} {median(name, 'seq_calls_s'):12.0f} {median(name, 'conc_calls_s'):12.0f} "
-            f"{median(name, 'p50_ms'):12.2f} {median(name, 'p99_ms'):12.2f} {median(name, 'rss_mb'):12.1f}"
+            f"{median(name, 'p50_ms'):12.2f} {median(name, 'p99_ms'):12.2f} {median(name, 'rss_mb'):12.1f} "
+            f"{median(name, 'relay_cpu_us'):12.0f}"
         )
     print()
 
