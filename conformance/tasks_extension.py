@@ -274,8 +274,15 @@ def missing_tasks_capability(message: str) -> MCPError:
 
 
 def text_result(text: str, *, is_error: bool = False) -> dict[str, Any]:
-    """A `CallToolResult` as inlined on `tasks/get` (no related-task `_meta`)."""
-    return {"content": [{"type": "text", "text": text}], "isError": is_error}
+    """A `CallToolResult` as inlined on `tasks/get` (no related-task `_meta`): the shape `MCPServer`
+    gives a tool returning `str` (text, and the same text as `{"result": ...}` unless an error)."""
+    if is_error:
+        return {"content": [{"type": "text", "text": text}], "isError": True}
+    return {
+        "content": [{"type": "text", "text": text}],
+        "structuredContent": {"result": text},
+        "isError": False,
+    }
 
 
 def _now() -> str:
