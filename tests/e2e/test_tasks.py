@@ -30,6 +30,7 @@ from pydantic import ConfigDict, TypeAdapter
 from mcpwarden.audit.log import SqliteAuditLog
 from mcpwarden.tasks import TASKS_EXTENSION
 from tests.support import (
+    FIXTURES,
     PYTHON,
     GatewayUrl,
     authenticated,
@@ -412,3 +413,34 @@ async def test_a_legacy_client_is_served_in_line(gateway: GatewayUrl) -> None:
         assert client.protocol_version == "2025-11-25"
         result = await client.call_tool("jobs__slow_compute", {"seconds": 0, "label": "old"})
     assert result.structured_content == {"result": "computed 'old' after 0s"}
+
+
+def test_only_the_caller_s_own_declaration_of_the_extension_goes_upstream(tmp_path: Path) -> None:
+    """Upstreams see the tasks extension only on requests of a caller that declared it, and no
+    other extension of the caller's; the gateway's own requests (listings) never declare it."""
+    record = tmp_path / "requests.jsonl"
+    record.touch()
+    port = free_port()
+    proc = subprocess.Popen(
+        [PYTHON, str(FIXTURES / "recording_upstream.py"), str(port), str(record)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: _answers(f"http://127.0.0.1:{port}/mcp"), 20, "recording upstream")
+        config = write_config(tmp_path, {"rec": {"url": f"http://127.0.0.1:{port}/mcp"}})
+        with http_gateway(config) as url:
+            caller = Caller(url)
+            both = {TASKS_EXTENSION: {"x": 1}, "com.example/other": {}}
+            assert "result" in caller.call("rec__echo", {"text": "declared"}, declared=False)
+            body = {"name": "rec__echo", "arguments": {"text": "other"}}
+            meta = {"io.modelcontextprotocol/clientCapabilities": {"extensions": both, "elicitation": {}}}
+            assert "result" in caller.send("tools/call", body, **meta)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    seen = [json.loads(line) for line in record.read_text().splitlines() if line.strip()]
+    calls = [r["capabilities"] for r in seen if r["method"] == "tools/call"]
+    assert calls == [{}, {"elicitation": {}, "extensions": {TASKS_EXTENSION: {"x": 1}}}]
+    listings = [r["capabilities"] for r in seen if r["method"] == "tools/list"]
+    assert listings and all(TASKS_EXTENSION not in (c or {}).get("extensions", {}) for c in listings)
