@@ -41,6 +41,7 @@ from tests.support import (
     write_config,
 )
 from tests.transport.test_http_wire import ACCEPT
+from tests.transport.test_stdio_wire import META, RawStdio
 
 FIXTURE = Path(__file__).parents[2] / "conformance" / "everything_server.py"
 VERSION = "2026-07-28"
@@ -444,3 +445,30 @@ def test_only_the_caller_s_own_declaration_of_the_extension_goes_upstream(tmp_pa
     assert calls == [{}, {"elicitation": {}, "extensions": {TASKS_EXTENSION: {"x": 1}}}]
     listings = [r["capabilities"] for r in seen if r["method"] == "tools/list"]
     assert listings and all(TASKS_EXTENSION not in (c or {}).get("extensions", {}) for c in listings)
+
+
+def test_the_stdio_front_relays_tasks_too(upstream: str, tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"jobs": {"url": upstream}}, risk={"approval_tiers": []})
+    raw = RawStdio(config)
+    meta = {**META, "io.modelcontextprotocol/clientCapabilities": DECLARED}
+
+    def send(method: str, **params: Any) -> dict[str, Any]:
+        answer = raw.request(
+            {"jsonrpc": "2.0", "id": next(_ids), "method": method, "params": {**params, "_meta": meta}}
+        )
+        assert "result" in answer, answer
+        result: dict[str, Any] = answer["result"]
+        return result
+
+    try:
+        assert TASKS_EXTENSION in send("server/discover")["capabilities"]["extensions"]
+        created = send("tools/call", name="jobs__slow_compute", arguments={"seconds": 0.1, "label": "io"})
+        assert created["resultType"] == "task" and created["taskId"].startswith("jobs__")
+        deadline = time.monotonic() + 15
+        while (polled := send("tasks/get", taskId=created["taskId"]))["status"] == "working":
+            assert time.monotonic() < deadline, "the task never settled"
+            time.sleep(created["pollIntervalMs"] / 1000)
+        assert polled["status"] == "completed"
+        assert polled["result"]["structuredContent"] == {"result": "computed 'io' after 0.1s"}
+    finally:
+        raw.close()
