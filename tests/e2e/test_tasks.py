@@ -15,7 +15,7 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -169,10 +169,10 @@ def _payload(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def _audit_events(
-    url: GatewayUrl, method: str, target: str, count: int, extra_key: str | None = None
+    url: GatewayUrl, method: str, target: str, count: int, where: Callable[[Any], bool] | None = None
 ) -> list[Any]:
-    """The audit events of this method on this upstream target (with `extra_key` in their extras,
-    if given), once `count` of them are on disk (the gateway commits in small batches)."""
+    """The audit events of this method on this upstream target (those `where` accepts, if given),
+    once `count` of them are on disk (the gateway commits in small batches)."""
     path = url.config.parent / "state" / "audit.db"  # type: ignore[attr-defined]
 
     def matching() -> list[Any]:
@@ -183,7 +183,7 @@ def _audit_events(
                 for record in log.tail(2000)
                 if record.event.method == method
                 and record.event.target == target
-                and (extra_key is None or extra_key in record.event.extra)
+                and (where is None or where(record.event))
             ]
         finally:
             log.close()
@@ -230,6 +230,8 @@ def test_a_task_started_through_the_gateway_is_polled_to_its_result(gateway: Gat
     # A cancel of a finished task is an idempotent, empty acknowledgement.
     assert alice.send("tasks/cancel", {"taskId": task_id})["result"]["resultType"] == "complete"
 
+    # The call's audit event names the task, linking it to the task's own events.
+    _audit_events(gateway, "tools/call", "slow_compute", 1, lambda e: e.extra.get("task_created") == task_id)
     upstream_id = task_id.removeprefix("jobs__")
     polls = _audit_events(gateway, "tasks/get", upstream_id, 2)
     assert {(e.principal, e.server, e.decision) for e in polls} == {("test", "jobs", "allow")}
@@ -351,7 +353,7 @@ def test_a_poisoned_task_result_is_fenced_like_the_same_call(gateway: GatewayUrl
     assert in_line["result"]["structuredContent"]["result"] == fenced
     assert _payload(polled["result"]["result"]) == _payload(in_line["result"])
     task_id = polled["result"]["taskId"].removeprefix("jobs__")
-    (settled,) = _audit_events(gateway, "tasks/get", task_id, 1, extra_key="content_flagged")
+    (settled,) = _audit_events(gateway, "tasks/get", task_id, 1, lambda e: "content_flagged" in e.extra)
     assert settled.decision == "allow" and settled.principal == "test"
 
 

@@ -77,6 +77,18 @@ async def test_the_creating_tool_is_named_for_the_task_s_answers() -> None:
     assert poll.metadata[TASK_TOOL_KEY] == "jobs__slow_compute"
 
 
+async def test_the_creating_call_s_audit_event_names_the_task() -> None:
+    guard = TaskOwnershipGuard()
+    call = _exchange("tools/call", "alice", "jobs", "slow_compute")
+    call.result = {"resultType": "task", "taskId": "jobs__t-1", "status": "working"}
+    assert (await guard.check_response(call)).allowed
+    assert call.metadata["audit"]["task_created"] == "jobs__t-1"
+    plain = _exchange("tools/call", "alice", "jobs", "slow_compute")
+    plain.result = {"content": [], "resultType": "complete"}
+    assert (await guard.check_response(plain)).allowed
+    assert "audit" not in plain.metadata
+
+
 async def test_memory_is_bounded() -> None:
     guard = TaskOwnershipGuard(max_tasks=2)
     for task in ("a", "b", "c"):

@@ -11,7 +11,8 @@ Tasks are keyed by the id the caller was given (the exposed `S<sep><id>`: the ga
 namespaced it by then), so a task of one server can never be reached through another. The tool
 that created the task is kept too: its later `tasks/get` answers carry that tool's result, and the
 content guard names it as the source exactly as for the `tools/call` itself
-(`metadata["task_tool"]`). State is per gateway process, in memory, bounded.
+(`metadata["task_tool"]`). The creating call's audit event names the task (`task_created`).
+State is per gateway process, in memory, bounded.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ class TaskOwnershipGuard(BaseGuard):
             task_id = task_id_of(exchange.result)
             if task_id is not None:
                 self._owners[task_id] = _Owner(exchange.principal, exchange.exposed_name)
+                # Links the call's audit event to the later tasks/* events of the same task.
+                exchange.metadata.setdefault("audit", {})["task_created"] = task_id
                 while len(self._owners) > self.max_tasks:
                     self._owners.popitem(last=False)
         return ALLOW
