@@ -33,19 +33,18 @@ TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
 MODERN_TASK_METHODS = frozenset({"tasks/get", "tasks/update", "tasks/cancel"})
 
 
-def declares_tasks(capabilities: types.ClientCapabilities | None) -> bool:
-    """Whether a caller's declared capabilities name the tasks extension."""
-    extensions = capabilities.extensions if capabilities is not None else None
-    return bool(extensions) and TASKS_EXTENSION in (extensions or {})
-
-
 def tasks_declaration(capabilities: types.ClientCapabilities | None) -> dict[str, Any] | None:
     """The caller's own settings for the extension, to forward as they are; None when undeclared."""
-    if not declares_tasks(capabilities):
+    extensions = capabilities.extensions if capabilities is not None else None
+    if not extensions or TASKS_EXTENSION not in extensions:
         return None
-    assert capabilities is not None and capabilities.extensions is not None
-    settings = capabilities.extensions[TASKS_EXTENSION]
+    settings = extensions[TASKS_EXTENSION]
     return dict(settings) if isinstance(settings, dict) else {}
+
+
+def declares_tasks(capabilities: types.ClientCapabilities | None) -> bool:
+    """Whether a caller's declared capabilities name the tasks extension."""
+    return tasks_declaration(capabilities) is not None
 
 
 def missing_tasks_capability(method: str) -> MCPError:
