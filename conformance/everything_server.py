@@ -60,6 +60,7 @@ from mcp.types import (
     UnsubscribeRequestParams,
 )
 from pydantic import BaseModel, Field
+from tasks_extension import JobFailed, Task, TasksExtension, text_result
 
 logger = logging.getLogger("everything_server")
 
@@ -110,10 +111,12 @@ class MemoryEventStore(EventStore):
         return stream
 
 
+tasks = TasksExtension()
 mcp = MCPServer(
     name="mcpwarden-conformance-fixture",
     version="0.1.0",
     request_state_security=RequestStateSecurity(keys=[REQUEST_STATE_KEY]),
+    extensions=[tasks],
 )
 
 
@@ -657,6 +660,139 @@ async def irr_prompt(ctx: Context) -> list[UserMessage] | InputRequiredResult:
         params=ElicitRequestFormParams(message="What context should the prompt use?", requested_schema=schema)
     )
     return InputRequiredResult(input_requests={"user_context": ask})
+
+
+# --- the tasks extension (SEP-2663): tools of the tasks-* scenarios --------------------------
+# Each is an ordinary tool (listed, and run in line for a caller without the extension) and, in
+# `tasks`, a job run as a task for a caller that declared it (tasks_extension.py).
+#
+# Gateway aliases: these names have no `test_` prefix, so run.sh also configures this fixture as
+# servers `slow`, `failing`, `protocol`, `confirm` and `multi`, and each tool is registered a
+# second time under the rest of its name: the gateway exposes `slow` + `_` + `compute` as exactly
+# `slow_compute`. `greet` has no separator to split on and cannot be aliased (naming-gaps.yml).
+TASK_ALIASES = {
+    "slow_compute": "compute",
+    "failing_job": "job",
+    "protocol_error_job": "error_job",
+    "confirm_delete": "delete",
+    "multi_input": "input",
+}
+
+
+def _task_names(name: str) -> list[str]:
+    return [name, TASK_ALIASES[name]]
+
+
+def task_tool(name: str) -> Callable[[F], F]:
+    """Register a tasks-scenario tool under `name` and its gateway alias."""
+
+    def register(fn: F) -> F:
+        for each in _task_names(name):
+            mcp.tool(name=each)(fn)
+        return fn
+
+    return register
+
+
+@mcp.tool(name="greet")
+def greet(name: str) -> str:
+    """Sync-only: greets at once, never as a task"""
+    return f"Hello, {name}!"
+
+
+def _computed(seconds: float, label: str) -> str:
+    return f"computed {label!r} after {seconds:g}s"
+
+
+@task_tool("slow_compute")
+async def slow_compute(seconds: float = 1.0, label: str = "") -> str:
+    """Sleeps `seconds`, then reports the label; a task when the caller declared the extension"""
+    await asyncio.sleep(seconds)
+    return _computed(seconds, label)
+
+
+@tasks.job(_task_names("slow_compute"))
+async def slow_compute_job(arguments: dict[str, Any], task: Task) -> dict[str, Any]:
+    seconds = float(arguments.get("seconds", 1.0))
+    await asyncio.sleep(seconds)  # a tasks/cancel cancels this sleep: the task ends `cancelled`
+    return text_result(_computed(seconds, str(arguments.get("label", ""))))
+
+
+@task_tool("failing_job")
+def failing_job() -> str:
+    """Task support required: a tool execution error after about a second"""
+    raise ValueError("failing_job always fails")
+
+
+@tasks.job(_task_names("failing_job"), support="required")
+async def failing_job_task(arguments: dict[str, Any], task: Task) -> dict[str, Any]:
+    await asyncio.sleep(1.0)
+    return text_result("failing_job always fails", is_error=True)
+
+
+@task_tool("protocol_error_job")
+def protocol_error_job() -> str:
+    """Fails at the protocol level (a JSON-RPC error, or a `failed` task)"""
+    raise MCPError(code=-32603, message="protocol_error_job failed")
+
+
+@tasks.job(_task_names("protocol_error_job"))
+async def protocol_error_job_task(arguments: dict[str, Any], task: Task) -> dict[str, Any]:
+    await asyncio.sleep(0.2)
+    raise JobFailed(-32603, "protocol_error_job failed")
+
+
+def _confirmation(message: str, field: str = "confirm") -> dict[str, Any]:
+    schema = {"type": "object", "properties": {field: {"type": "boolean"}}, "required": [field]}
+    return ElicitRequest(params=ElicitRequestFormParams(message=message, requested_schema=schema)).model_dump(
+        by_alias=True, mode="json", exclude_none=True
+    )
+
+
+@task_tool("confirm_delete")
+def confirm_delete(filename: str) -> str:
+    """Task support required: asks the user to confirm (elicitation through tasks/update)"""
+    raise ValueError("confirm_delete runs only as a task")
+
+
+@tasks.job(_task_names("confirm_delete"), support="required")
+async def confirm_delete_task(arguments: dict[str, Any], task: Task) -> dict[str, Any]:
+    filename = str(arguments.get("filename", "?"))
+    answers = await task.ask({"confirm": _confirmation(f"Delete {filename}?")})
+    accepted = (answers.get("confirm") or {}).get("action") == "accept"
+    return text_result(f"deleted {filename}" if accepted else f"kept {filename}")
+
+
+@task_tool("multi_input")
+def multi_input() -> str:
+    """Task support required: asks two questions at once"""
+    raise ValueError("multi_input runs only as a task")
+
+
+@tasks.job(_task_names("multi_input"), support="required")
+async def multi_input_task(arguments: dict[str, Any], task: Task) -> dict[str, Any]:
+    answers = await task.ask({"first": _confirmation("First?"), "second": _confirmation("Second?")})
+    return text_result(f"answered {', '.join(sorted(answers))}")
+
+
+@tool("test_tool_with_task")
+def tool_with_task() -> InputRequiredResult:
+    """Task support required: asks for a name (MRTR), then escalates to a task that greets it"""
+    return InputRequiredResult(input_requests={"user_name": _ask_name()})
+
+
+@tasks.escalation(["test_tool_with_task", "tool_with_task"])
+async def tool_with_task_escalation(params: Any, ctx: Any) -> Any:
+    answer = (params.input_responses or {}).get("user_name")
+    content = getattr(answer, "content", None) if answer is not None else None
+    if not isinstance(content, dict) or not content.get("name"):
+        return None  # round 1: the tool asks in line
+
+    async def greet_later(arguments: dict[str, Any], task: Task) -> dict[str, Any]:
+        await asyncio.sleep(0.2)
+        return text_result(f"Hello, {content['name']}!")
+
+    return greet_later
 
 
 # --- plain request handlers the suite exercises ---------------------------------------------

@@ -128,9 +128,21 @@ gw_port="$(free_port)"
 mkdir -p "$OUT_DIR/gateway-state"
 # Server id `test` + separator `_` makes the fixture's unprefixed aliases come out under the
 # suite's names (test_simple_text = test + _ + simple_text); see everything_server.py.
+# The tasks scenarios' tools have no `test_` prefix: servers slow, failing, protocol, confirm and
+# multi (the same fixture again) expose its aliases as slow_compute, failing_job, ... in the same way.
 cat >"$OUT_DIR/mcpwarden.yaml" <<EOF
 servers:
   test:
+    url: http://127.0.0.1:$fx_port/mcp
+  slow:
+    url: http://127.0.0.1:$fx_port/mcp
+  failing:
+    url: http://127.0.0.1:$fx_port/mcp
+  protocol:
+    url: http://127.0.0.1:$fx_port/mcp
+  confirm:
+    url: http://127.0.0.1:$fx_port/mcp
+  multi:
     url: http://127.0.0.1:$fx_port/mcp
 state_dir: $OUT_DIR/gateway-state
 # The suite sends no credentials (this gateway listens on 127.0.0.1 only) and is about the

@@ -52,7 +52,7 @@ def test_routes(method: str, params: dict[str, object], expected: Route) -> None
         ("resources/read", {"uri": "file:///etc/passwd"}, "unknown-resource"),
         ("resources/read", {"uri": "mcpwarden://ghost/x"}, "unknown-resource"),
         ("resources/read", {"uri": 7}, "invalid-request"),
-        ("tasks/get", {"taskId": "nope"}, "invalid-request"),
+        ("tasks/get", {"taskId": "nope"}, "unknown-task"),
     ],
 )
 def test_refusals(method: str, params: dict[str, object], reason: str) -> None:

@@ -37,7 +37,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata
 from mcp_types import SERVER_INFO_META_KEY
 from mcp_types.methods import serialize_server_result
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from pydantic import TypeAdapter
 
 import mcpwarden
@@ -57,6 +57,7 @@ from mcpwarden.pipeline import (
     current_exchange,
 )
 from mcpwarden.router import Router
+from mcpwarden.tasks import TASKS_EXTENSION, CreateTaskResult, declares_tasks, tasks_declaration
 from mcpwarden.upstream.connection import (
     ChangeKind,
     ClientCallbacks,
@@ -124,7 +125,6 @@ class Gateway:
             + "<tool>.",
             get_tool_input_schema=self.tool_input_schema,
             on_list_tools=self._list_tools,
-            on_call_tool=self._call_tool,
             on_list_prompts=self._list_prompts,
             on_get_prompt=self._get_prompt,
             on_list_resources=self._list_resources,
@@ -135,8 +135,12 @@ class Gateway:
             on_subscriptions_listen=ListenHandler(self.bus),
             on_completion=self._complete,
         )
+        # Registered by method rather than `on_call_tool`, whose type admits no extension result:
+        # a caller that declared the tasks extension may get a CreateTaskResult.
+        self.server.add_request_handler("tools/call", types.CallToolRequestParams, self._call_tool)
         for method in ("tasks/get", "tasks/result", "tasks/cancel", "tasks/update"):
             self.server.add_request_handler(method, types.RequestParams, self._forward_task)
+        self.server.add_request_handler("server/discover", types.RequestParams, self._discover)
         # The pipeline replaces the SDK's default tracing middleware: it is the one place that sees
         # every request, and tracing without an exporter would only cost time on the hot path.
         self.server.middleware = [self.pipeline, self._track_legacy_connection]
@@ -186,6 +190,26 @@ class Gateway:
 
     def server_ids(self) -> tuple[str, ...]:
         return tuple(self.upstreams)
+
+    def relayed_extensions(self) -> dict[str, dict[str, Any]]:
+        """The extensions the gateway relays, to advertise: the tasks extension when at least one
+        ready upstream advertises it (the gateway settles no extension itself)."""
+        for upstream in self.upstreams.values():
+            if upstream.advertises(TASKS_EXTENSION):
+                return {TASKS_EXTENSION: {}}
+        return {}
+
+    async def _discover(
+        self, ctx: ServerRequestContext[Any, Any], params: types.RequestParams | None
+    ) -> types.DiscoverResult:
+        # The SDK's own answer, with the extensions of the upstreams as they are now.
+        capabilities = self.server.get_capabilities(protocol_version=ctx.protocol_version)
+        capabilities.extensions = self.relayed_extensions() or None
+        return types.DiscoverResult(
+            supported_versions=list(MODERN_PROTOCOL_VERSIONS),
+            capabilities=capabilities,
+            instructions=self.server.instructions,
+        )
 
     def initialization_options(self) -> InitializationOptions:
         # Legacy clients learn from these flags that list-changed notifications will come.
@@ -317,25 +341,42 @@ class Gateway:
 
     async def _call_tool(
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
-    ) -> types.CallToolResult | types.InputRequiredResult:
+    ) -> types.CallToolResult | types.InputRequiredResult | CreateTaskResult:
         exchange = current_exchange()
         target = _required(exchange.target)
         self._listed_upstream(exchange)
 
         async def send(
             responses: types.InputResponses | None, state: str | None
-        ) -> types.CallToolResult | types.InputRequiredResult:
+        ) -> types.CallToolResult | types.InputRequiredResult | CreateTaskResult:
             client = await self._client_for(exchange.server, ctx)
-            return await client.session.call_tool(
+            result = await client.session.call_tool(
                 target,
                 params.arguments,
                 progress_callback=_progress_relay(ctx),
                 input_responses=responses,
                 request_state=state,
                 allow_input_required=True,
+                allow_claimed=True,
             )
+            if isinstance(result, types.CallToolResult | types.InputRequiredResult | CreateTaskResult):
+                return result
+            raise invalid_reply()  # a claimed shape the gateway does not relay
 
-        return await self._relay(ctx, send, params.input_responses, params.request_state)
+        result = await self._relay(ctx, send, params.input_responses, params.request_state)
+        if isinstance(result, CreateTaskResult):
+            self._check_task_created(ctx)
+            result.task_id = self.router.expose(_required(exchange.server), result.task_id)
+        return result
+
+    def _check_task_created(self, ctx: ServerRequestContext[Any, Any]) -> None:
+        """An upstream creates a task only for a caller that declared the tasks extension; one that
+        did not could neither read the answer nor ever see the call's result (fail closed)."""
+        if ctx.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS or not declares_tasks(
+            ctx.session.client_capabilities
+        ):
+            logger.warning("an upstream created a task the caller did not ask for; refused")
+            raise invalid_reply()
 
     def _listed_upstream(self, exchange: Exchange) -> Upstream:
         """The upstream of a `tools/call`, which must have listed the tool: only what the server
@@ -361,6 +402,16 @@ class Gateway:
             params["arguments"] = arguments
         forwarded_capabilities.set(_relayable_capabilities(ctx))
         raw = await self._upstream_call(upstream.request_wire(client, "tools/call", params))
+        if raw.get("resultType") == "task":
+            # Checked as the SDK path checks it (its claim model), then relayed as it came.
+            self._check_task_created(ctx)
+            try:
+                created = CreateTaskResult.model_validate(raw)
+            except ValueError:
+                raise invalid_reply() from None
+            _strip_upstream_identity_wire(raw)
+            raw["taskId"] = self.router.expose(upstream.server_id, created.task_id)
+            return raw
         if raw.get("resultType") == "input_required":
             try:
                 asked = types.InputRequiredResult.model_validate(raw).input_requests or {}
@@ -463,15 +514,19 @@ class Gateway:
     async def _forward_task(
         self, ctx: ServerRequestContext[Any, Any], params: types.RequestParams
     ) -> dict[str, Any]:
-        """`tasks/*` are relayed with the task id mapped back to the upstream's own."""
+        """`tasks/*` are relayed with the task id mapped back to the upstream's own, and with the
+        caller's declaration of the tasks extension (the pipeline refused modern callers without
+        one), so the upstream serves the task surface to this caller."""
         exchange = current_exchange()
         client = await self._client_for(exchange.server, ctx)
         body = {k: v for k, v in (ctx.params or {}).items() if k != "_meta"}
         body["taskId"] = exchange.target
         request = types.Request[dict[str, Any], str](method=ctx.method, params=body)
+        forwarded_capabilities.set(_relayable_capabilities(ctx))
         result: dict[str, Any] = await self._upstream_call(client.session.send_request(request, _JSON))
         if isinstance(result.get("taskId"), str):
             result["taskId"] = self.router.expose(_required(exchange.server), result["taskId"])
+        _strip_upstream_identity_wire(result)
         return result
 
     # -- relaying ------------------------------------------------------------------------------
@@ -560,12 +615,20 @@ class Gateway:
 
 
 def _relayable_capabilities(ctx: ServerRequestContext[Any, Any]) -> dict[str, Any]:
-    """What the calling client can answer, limited to the input requests the gateway can relay."""
+    """What the calling client can answer, limited to the input requests the gateway can relay,
+    and of its extensions only the tasks extension, which the gateway relays (modern callers
+    only: a legacy session cannot take a `CreateTaskResult`)."""
     declared = ctx.session.client_capabilities
     if declared is None:
         return {}
     wire = declared.model_dump(by_alias=True, mode="json", exclude_none=True)
-    return {key: wire[key] for key in ("elicitation", "sampling", "roots") if key in wire}
+    relayable: dict[str, Any] = {
+        key: wire[key] for key in ("elicitation", "sampling", "roots") if key in wire
+    }
+    tasks = tasks_declaration(declared)
+    if tasks is not None and ctx.protocol_version not in HANDSHAKE_PROTOCOL_VERSIONS:
+        relayable["extensions"] = {TASKS_EXTENSION: tasks}
+    return relayable
 
 
 def _legacy_connection(ctx: ServerRequestContext[Any, Any]) -> Connection | None:

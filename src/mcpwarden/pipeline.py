@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import mcp_types as types
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.shared.exceptions import MCPError
+from mcp.shared.inbound import MCP_NAME_HEADER, decode_header_value
 from mcp_types.methods import CLIENT_REQUESTS, SPEC_CLIENT_METHODS
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, ValidationError
@@ -37,6 +38,7 @@ from mcpwarden.consent import (
 )
 from mcpwarden.exchange import ALLOW, Decision, Exchange, Identity, Verdict, deny
 from mcpwarden.router import Router, RoutingError
+from mcpwarden.tasks import MODERN_TASK_METHODS, declares_tasks, missing_tasks_capability
 
 logger = logging.getLogger(__name__)
 
@@ -72,13 +74,12 @@ def current_exchange() -> Exchange:
 
 # Task methods exist per era: experimental core in 2025-11-25, the tasks extension since 2026-07-28.
 _LEGACY_TASK_METHODS = frozenset({"tasks/get", "tasks/result", "tasks/cancel", "tasks/list"})
-_MODERN_TASK_METHODS = frozenset({"tasks/get", "tasks/update", "tasks/cancel"})
 
 
 def _not_in_this_version(method: str, version: str) -> bool:
     if method.startswith("tasks/"):
         modern = version in MODERN_PROTOCOL_VERSIONS
-        return method not in (_MODERN_TASK_METHODS if modern else _LEGACY_TASK_METHODS)
+        return method not in (MODERN_TASK_METHODS if modern else _LEGACY_TASK_METHODS)
     return method in SPEC_CLIENT_METHODS and (method, version) not in CLIENT_REQUESTS
 
 
@@ -186,6 +187,8 @@ class Pipeline:
                 # A spec method this protocol version does not have (e.g. resources/subscribe at
                 # 2026-07-28) is "method not found", whatever its params say.
                 raise MCPError(types.METHOD_NOT_FOUND, "Method not found", ctx.method)
+            if ctx.method in MODERN_TASK_METHODS and ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                _check_task_request(ctx, params)
             try:
                 route = self.router.route(ctx.method, params)
             except RoutingError as exc:
@@ -328,6 +331,22 @@ class Pipeline:
         except Exception as exc:
             # The exchange already happened; losing its record is logged loudly, never silently.
             logger.error("audit write failed [%s]: %s", exchange.correlation_id, _one_line(exc))
+
+
+def _check_task_request(ctx: ServerRequestContext[Any, Any], params: dict[str, Any]) -> None:
+    """The tasks extension's own rules, before routing: the task surface answers only callers that
+    declared the extension (-32021), and over HTTP `Mcp-Name` must name the task it addresses
+    (-32020; the SDK checks the header only for the core methods)."""
+    if not declares_tasks(ctx.session.client_capabilities):
+        raise missing_tasks_capability(ctx.method)
+    headers = getattr(ctx.request, "headers", None)
+    named = headers.get(MCP_NAME_HEADER) if headers is not None else None
+    if named is not None and decode_header_value(named.strip()) != params.get("taskId"):
+        raise MCPError(
+            types.HEADER_MISMATCH,
+            f"{MCP_NAME_HEADER} header does not match the request body's 'taskId' parameter",
+            {"reason": reasons.INVALID_REQUEST},
+        )
 
 
 def _implementing(guards: tuple[Guard, ...], phase: str) -> tuple[Guard, ...]:

@@ -99,8 +99,8 @@ class Router:
         if method in _TASKS:
             task_id = params.get("taskId")
             split = self.split(task_id) if isinstance(task_id, str) else None
-            if split is None:
-                raise RoutingError(reasons.INVALID_REQUEST, "unknown task id")
+            if split is None:  # a task id no server of ours could have given out: unknown (-32602)
+                raise RoutingError(reasons.UNKNOWN_TASK, "unknown task id")
             return Route(split[0], split[1], task_id, None)
         return NO_ROUTE
 

@@ -24,6 +24,7 @@ from mcpwarden.config import LimitRule, PolicyRule, PolicySettings, QuotaSetting
 from mcpwarden.exchange import ALLOW, Decision, Exchange, Identity, deny
 from mcpwarden.gateway import Gateway
 from mcpwarden.guards.quota import QuotaGuard
+from mcpwarden.guards.tasks import TASK_TOOL_KEY
 from mcpwarden.pipeline import BaseGuard, Guard
 from mcpwarden.quota.usage import usage_report
 from tests.support import PYTHON, UPSTREAM_SERVER, free_port
@@ -348,3 +349,39 @@ async def test_a_thousand_calls_a_minute_are_throttled(tmp_path: Path) -> None:
     assert outcomes[:60] == ["ok"] * 60
     assert outcomes[60:] == ["rate-limited"] * 940
     assert elapsed < 60  # well within the minute: it is the limit that throttles, not slowness
+
+
+def _task_poll(text: str, created_by: str = "alpha__big") -> Exchange:
+    exchange = Exchange("tasks/get", {}, ALICE, "http", "alice", "2026-07-28", "alpha", "t-1", "alpha__t-1")
+    exchange.metadata[TASK_TOOL_KEY] = created_by  # as the task ownership guard leaves it
+    inlined = {"content": [{"type": "text", "text": text}], "isError": False}
+    exchange.result = {
+        "resultType": "complete",
+        "taskId": "alpha__t-1",
+        "status": "completed",
+        "result": inlined,
+    }
+    exchange.response_bytes = len(text) + 200
+    return exchange
+
+
+def _no_backend() -> Any:
+    raise AssertionError("polling a task is not metered")
+
+
+@pytest.mark.parametrize("on_large_result", ["deny", "truncate"])
+async def test_a_task_s_result_is_held_to_the_cap_of_the_tool_that_created_it(on_large_result: str) -> None:
+    rule = {"tool": "alpha__big", "max_result_kb": 1, "on_large_result": on_large_result}
+    guard = QuotaGuard((LimitRule.model_validate(rule),), _no_backend)
+    small, big, other = _task_poll("x" * 100), _task_poll("x" * 4096), _task_poll("x" * 4096, "alpha__echo")
+    assert (await guard.check_response(small)).allowed
+    assert (await guard.check_response(other)).allowed  # another tool, no cap
+    decision = await guard.check_response(big)
+    if on_large_result == "deny":
+        assert decision.reason == "result-too-large" and decision.data["limit_kb"] == 1
+    else:
+        assert decision.allowed
+        text = big.result["result"]["content"][0]["text"]
+        assert text.endswith("over the 1 KB limit]") and len(text) < 1024
+        assert big.result["taskId"] == "alpha__t-1" and big.result["status"] == "completed"
+        assert big.metadata["audit"]["truncated"]["from_bytes"] > 4096

@@ -203,3 +203,18 @@ def test_whitespace_around_a_header_value_is_not_part_of_it(http_url: GatewayUrl
     status, _, rest = answer.partition(b"\r\n")
     assert b" 200 " in status, answer[:300]
     assert json.loads(rest.split(b"\r\n\r\n", 1)[1])["result"]["content"][0]["text"] == "x"
+
+
+TASKS = {"extensions": {"io.modelcontextprotocol/tasks": {}}}
+
+
+@pytest.mark.parametrize("declared", [False, True])
+def test_both_lanes_refuse_a_task_the_caller_did_not_ask_for(raw: RawStdio, declared: bool) -> None:
+    capabilities = {CAPABILITIES: TASKS if declared else {}}
+    fast = raw.request(_call(1, "alpha__rogue_task", {}, **capabilities))
+    sdk = raw.request(_call(2, "alpha__rogue_task", {}, progressToken="p", **capabilities))
+    assert _comparable(fast) == _comparable(sdk)
+    if declared:  # relayed, with the task id under the server's name
+        assert fast["result"]["resultType"] == "task" and fast["result"]["taskId"] == "alpha__rogue-1"
+    else:  # the caller could never poll it: fail closed
+        assert fast["error"]["data"]["reason"] == "upstream-invalid-reply"

@@ -12,6 +12,10 @@
   (LLM02, E20: a gateway we tried redacted `content` but passed `structuredContent`). Text the
   engine flags as an injection is handled per `content.on_injection`: `mark` (default: the text is
   fenced as untrusted data the model must not obey — spotlighting), `redact` or `block`.
+- Task results coming back: a task's eventual `tools/call` result arrives inlined in `tasks/get`
+  (and its questions as `inputRequests`); it is screened exactly as that `tools/call` result
+  would be, named after the same tool, so an injection cannot skip the scan by taking the task
+  road.
 """
 
 from __future__ import annotations
@@ -26,11 +30,16 @@ from mcpwarden.catalog import CatalogView, DefinitionMemo
 from mcpwarden.config import ContentSettings, Settings
 from mcpwarden.detect import CREDENTIAL_KINDS, Finding, redact, sanitize, scan, scan_tool
 from mcpwarden.exchange import ALLOW, Decision, Exchange, deny
+from mcpwarden.guards.tasks import TASK_TOOL_KEY
 from mcpwarden.pipeline import BaseGuard
 
 logger = logging.getLogger(__name__)
 
-_RESULT_METHODS = frozenset({"tools/call", "resources/read", "prompts/get", "completion/complete"})
+# `tasks/get` inlines the eventual `tools/call` result of a task (and, while the task waits for
+# input, its `inputRequests`): the same text by another road, so it gets the same screening.
+_RESULT_METHODS = frozenset(
+    {"tools/call", "resources/read", "prompts/get", "completion/complete", "tasks/get"}
+)
 _ARGUMENT_METHODS = frozenset({"tools/call", "prompts/get"})
 # Never sent to a tool: credentials, and personal data whose checksum makes a match certain.
 _BLOCKED_KINDS = CREDENTIAL_KINDS | frozenset({"credit-card", "iban", "us-ssn", "uk-nino", "es-dni"})
@@ -43,9 +52,9 @@ _MEMO_LIMIT = 4096
 _SHORTEST_CREDENTIAL = 9
 # Opaque protocol values: never rewritten. Readable text: what a model reads, scanned for injections.
 _OPAQUE_KEYS = frozenset(
-    {"requestState", "resultType", "nextCursor", "progressToken", "blob", "mimeType", "uri"}
+    {"requestState", "resultType", "nextCursor", "progressToken", "blob", "mimeType", "uri", "taskId"}
 )
-_READABLE_KEYS = frozenset({"text", "message", "description", "title"})
+_READABLE_KEYS = frozenset({"text", "message", "description", "title", "statusMessage"})
 
 
 class ContentGuard(BaseGuard):
@@ -167,8 +176,13 @@ class ContentGuard(BaseGuard):
         return known
 
     def _screen_result(self, result: dict[str, Any], exchange: Exchange) -> Decision:
-        source = exchange.exposed_name or exchange.method
-        requests = result.get("inputRequests") if result.get("resultType") == "input_required" else None
+        # A task's answer is named after the tool that created it, as its `tools/call` would be.
+        task_tool = exchange.metadata.get(TASK_TOOL_KEY) if exchange.method == "tasks/get" else None
+        source = task_tool if isinstance(task_tool, str) else exchange.exposed_name or exchange.method
+        waiting = result.get("resultType") == "input_required" or (
+            exchange.method == "tasks/get" and result.get("status") == "input_required"
+        )
+        requests = result.get("inputRequests") if waiting else None
         if isinstance(requests, dict):
             for request in requests.values():
                 problem = screen_input_request(request) if isinstance(request, dict) else None

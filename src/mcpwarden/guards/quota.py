@@ -14,7 +14,8 @@ The flow of one call:
    matching budget.
 2. `check_response` caps the result (`max_result_kb`: refuse with `result-too-large`, or with
    `on_large_result: truncate` shorten it with a marker), then settles: releases the lease and
-   charges the cost per KB the upstream returned.
+   charges the cost per KB the upstream returned. A task's result, inlined later in `tasks/get`,
+   is held to the same `max_result_kb` as the tool that created the task (not metered again).
 3. `finish` settles calls that never reached `check_response`: the lease is released, and a call
    that got no answer at all (a later guard refused it, the upstream failed, the client cancelled)
    has its reservation refunded — a denied call costs nothing. Rate tokens and loop entries are
@@ -48,6 +49,7 @@ from mcpwarden.audit.events import digest_arguments
 from mcpwarden.catalog import CatalogView
 from mcpwarden.config import LimitRule, Settings
 from mcpwarden.exchange import ALLOW, Decision, Exchange, deny
+from mcpwarden.guards.tasks import TASK_TOOL_KEY
 from mcpwarden.pipeline import BaseGuard
 from mcpwarden.quota.backend import (
     BudgetAlert,
@@ -58,7 +60,7 @@ from mcpwarden.quota.backend import (
     quota_db_path,
 )
 from mcpwarden.quota.plan import METERED_METHODS, Admission, CompiledRule, QuotaRules
-from mcpwarden.quota.truncate import cap_result
+from mcpwarden.quota.truncate import cap_result, json_size
 
 logger = logging.getLogger(__name__)
 
@@ -173,6 +175,8 @@ class QuotaGuard(BaseGuard):
         return ALLOW
 
     async def check_response(self, exchange: Exchange) -> Decision:
+        if exchange.method == "tasks/get":
+            return self._cap_task_result(exchange)
         ticket: _Ticket | None = exchange.metadata.get(_TICKET)
         if ticket is None or ticket.settled:
             return ALLOW
@@ -246,29 +250,60 @@ class QuotaGuard(BaseGuard):
             limit=rate.rule + 1,
         )
 
+    def _cap_task_result(self, exchange: Exchange) -> Decision:
+        """A task's result arrives later, inlined in `tasks/get`: it is held to the `max_result_kb`
+        of the tool that created the task, as that tool's in-line answer would be. (The call was
+        metered and charged when it created the task; polling it costs nothing.)"""
+        tool = exchange.metadata.get(TASK_TOOL_KEY)
+        detailed = exchange.result
+        inlined = detailed.get("result") if isinstance(detailed, dict) else None
+        if not isinstance(tool, str) or not isinstance(inlined, dict):
+            return ALLOW
+        rules = tuple(self.rules.matching(exchange.identity, tool))
+        if all(rule.rule.max_result_kb is None for rule in rules):
+            return ALLOW
+        size = json_size(inlined)
+        decision, capped = self._cap(exchange, rules, inlined, size)
+        if capped is not None:
+            exchange.response_bytes -= size - capped
+        return decision
+
     def _cap_result(self, exchange: Exchange, rules: Sequence[CompiledRule]) -> Decision:
-        size = exchange.response_bytes
+        result = exchange.result if isinstance(exchange.result, dict) else None
+        decision, capped = self._cap(exchange, rules, result, exchange.response_bytes)
+        if capped is not None:
+            exchange.response_bytes = capped
+        return decision
+
+    def _cap(
+        self,
+        exchange: Exchange,
+        rules: Sequence[CompiledRule],
+        result: dict[str, Any] | None,
+        size: int,
+    ) -> tuple[Decision, int | None]:
+        """Hold `result` (of `size` bytes) to the smallest `max_result_kb` it is over: refused, or
+        shortened in place (the new size is returned) where every such rule says truncate."""
         over = [
             rule.rule
             for rule in rules
             if rule.rule.max_result_kb is not None and size > rule.rule.max_result_kb * 1024
         ]
         if not over:
-            return ALLOW
+            return ALLOW, None
         limit_kb = min(rule.max_result_kb or 0 for rule in over)
         refused = deny(
             reasons.RESULT_TOO_LARGE,
             f"result of {size} bytes is over the {limit_kb} KB limit",
             limit_kb=limit_kb,
         )
-        if any(rule.on_large_result == "deny" for rule in over) or not isinstance(exchange.result, dict):
-            return refused
-        capped = cap_result(exchange.result, limit_kb * 1024, size)
+        if any(rule.on_large_result == "deny" for rule in over) or result is None:
+            return refused, None
+        capped = cap_result(result, limit_kb * 1024, size)
         if capped is None:
-            return refused  # nothing left to shorten (binary content): refuse rather than pass it
+            return refused, None  # nothing left to shorten (binary content): refuse rather than pass it
         exchange.metadata.setdefault("audit", {})["truncated"] = {"from_bytes": size, "to_bytes": capped}
-        exchange.response_bytes = capped
-        return ALLOW
+        return ALLOW, capped
 
     def _record_alerts(self, exchange: Exchange, alerts: Sequence[BudgetAlert]) -> None:
         if not alerts:

@@ -1,25 +1,39 @@
 """Task ownership: `tasks/*` reach only tasks the same principal started through the gateway.
 
 The gateway talks to an upstream with one identity of its own, so without this guard any caller
-could read, poll or cancel a task of another caller (or of anyone else using that upstream) by
-naming `S__<task id>`: a confused deputy. A task becomes reachable when a `tools/call` result
-through the gateway names it (`taskId`, or `task.taskId` in the 2025-11-25 shape), and then only
-for the principal whose call created it; every other `tasks/*` request is refused as an unknown
-task, exactly as if it did not exist. State is per gateway process, in memory, bounded.
+could read, poll, answer or cancel a task of another caller (or of anyone else using that upstream)
+by naming `S__<task id>`: a confused deputy. A task becomes reachable when a `tools/call` result
+through the gateway creates it (a 2026-07-28 `CreateTaskResult`, `resultType: "task"` with
+`taskId`, or the 2025-11-25 `task.taskId`), and then only for the principal whose call created it;
+every other `tasks/*` request is refused as an unknown task, exactly as if it did not exist.
+
+Tasks are keyed by the id the caller was given (the exposed `S<sep><id>`: the gateway has
+namespaced it by then), so a task of one server can never be reached through another. The tool
+that created the task is kept too: its later `tasks/get` answers carry that tool's result, and the
+content guard names it as the source exactly as for the `tools/call` itself
+(`metadata["task_tool"]`). The creating call's audit event names the task (`task_created`).
+State is per gateway process, in memory, bounded.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
+from typing import NamedTuple
 
 from mcpwarden import reasons
 from mcpwarden.catalog import CatalogView
 from mcpwarden.config import Settings
 from mcpwarden.exchange import ALLOW, Decision, Exchange, deny
 from mcpwarden.pipeline import BaseGuard
+from mcpwarden.tasks import task_id_of
 
 MAX_TASKS = 100_000
+TASK_TOOL_KEY = "task_tool"  # exchange.metadata: the exposed tool whose call created the task
+
+
+class _Owner(NamedTuple):
+    principal: str
+    tool: str | None
 
 
 class TaskOwnershipGuard(BaseGuard):
@@ -27,32 +41,29 @@ class TaskOwnershipGuard(BaseGuard):
 
     def __init__(self, max_tasks: int = MAX_TASKS) -> None:
         self.max_tasks = max_tasks
-        self._owners: OrderedDict[tuple[str, str], str] = OrderedDict()  # (server, task id) -> principal
+        self._owners: OrderedDict[str, _Owner] = OrderedDict()  # exposed task id -> owner
 
     @classmethod
     def from_settings(cls, settings: Settings, catalog: CatalogView | None = None) -> TaskOwnershipGuard:
         return cls()
 
     async def check_request(self, exchange: Exchange) -> Decision:
-        if not exchange.method.startswith("tasks/") or exchange.server is None or exchange.target is None:
+        if not exchange.method.startswith("tasks/") or exchange.exposed_name is None:
             return ALLOW
-        if self._owners.get((exchange.server, exchange.target)) == exchange.principal:
-            return ALLOW
-        return deny(reasons.UNKNOWN_TASK, f"no task {exchange.exposed_name!r}")
+        owner = self._owners.get(exchange.exposed_name)
+        if owner is None or owner.principal != exchange.principal:
+            return deny(reasons.UNKNOWN_TASK, f"no task {exchange.exposed_name!r}")
+        if owner.tool is not None:
+            exchange.metadata[TASK_TOOL_KEY] = owner.tool
+        return ALLOW
 
     async def check_response(self, exchange: Exchange) -> Decision:
         if exchange.method == "tools/call" and exchange.server is not None:
-            task_id = _task_id(exchange.result)
+            task_id = task_id_of(exchange.result)
             if task_id is not None:
-                self._owners[(exchange.server, task_id)] = exchange.principal
+                self._owners[task_id] = _Owner(exchange.principal, exchange.exposed_name)
+                # Links the call's audit event to the later tasks/* events of the same task.
+                exchange.metadata.setdefault("audit", {})["task_created"] = task_id
                 while len(self._owners) > self.max_tasks:
                     self._owners.popitem(last=False)
         return ALLOW
-
-
-def _task_id(result: Any) -> str | None:
-    if not isinstance(result, dict):
-        return None
-    task = result.get("task")
-    task_id = task.get("taskId") if isinstance(task, dict) else result.get("taskId")
-    return task_id if isinstance(task_id, str) else None

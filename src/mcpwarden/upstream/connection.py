@@ -27,6 +27,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.dispatcher import CallOptions
 from mcp.shared.exceptions import MCPError
+from mcp.shared.inbound import MCP_NAME_HEADER, encode_header_value
 from mcp_types import CLIENT_CAPABILITIES_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
@@ -34,6 +35,7 @@ import mcpwarden
 from mcpwarden.config import GatewaySettings, ServerSpec
 from mcpwarden.errors import UpstreamError
 from mcpwarden.exchange import Decision
+from mcpwarden.tasks import TASKS_EXTENSION, TasksRelay
 from mcpwarden.upstream.credentials import ClientCredentialsAuth, upstream_auth, upstream_headers
 from mcpwarden.upstream.stdio import StdioChild, stdio_transport
 from mcpwarden.upstream.wire import WirePoster
@@ -63,17 +65,41 @@ def _forward_client_capabilities(client: Client) -> None:
 
     The SDK stamps the connection's own capabilities on every modern request; this wraps that
     stamp (a private seam of the pinned mcp 2.3 SDK) to substitute the caller's, when known.
+    Without a caller (listings, the gateway's own requests) the tasks extension, which the
+    connection declares only so the SDK accepts a `CreateTaskResult` (tasks.TasksRelay), is taken
+    out: an upstream creates tasks only for a caller that asked for them. `tasks/*` also get the
+    `Mcp-Name: <taskId>` header SEP-2663 asks for, which the SDK sets for core methods only.
     """
     session = client.session
     original = session._stamp
 
     def stamp(data: dict[str, Any], opts: Any) -> None:
         original(data, opts)
+        meta = data["params"]["_meta"]
         capabilities = forwarded_capabilities.get()
         if capabilities is not None:
-            data["params"]["_meta"][CLIENT_CAPABILITIES_META_KEY] = capabilities
+            meta[CLIENT_CAPABILITIES_META_KEY] = capabilities
+        else:
+            meta[CLIENT_CAPABILITIES_META_KEY] = _without_tasks(meta.get(CLIENT_CAPABILITIES_META_KEY))
+        task_id = data["params"].get("taskId")
+        if data.get("method", "").startswith("tasks/") and isinstance(task_id, str):
+            opts.setdefault("headers", {})[MCP_NAME_HEADER] = encode_header_value(task_id)
 
     session._stamp = stamp
+
+
+def _without_tasks(capabilities: Any) -> Any:
+    if not isinstance(capabilities, dict):
+        return capabilities
+    extensions = capabilities.get("extensions")
+    if not isinstance(extensions, dict) or TASKS_EXTENSION not in extensions:
+        return capabilities
+    # A copy: the SDK stamps the same capabilities object on every request.
+    rest = {key: value for key, value in extensions.items() if key != TASKS_EXTENSION}
+    trimmed = {key: value for key, value in capabilities.items() if key != "extensions"}
+    if rest:
+        trimmed["extensions"] = rest
+    return trimmed
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +181,12 @@ class Upstream:
     @property
     def protocol_version(self) -> str | None:
         return self._client.protocol_version if self._client is not None else None
+
+    def advertises(self, extension: str) -> bool:
+        """Whether the connected server advertises this extension (SEP-2133) in its capabilities."""
+        client = self._client
+        extensions = client.server_capabilities.extensions if client is not None else None
+        return bool(extensions) and extension in (extensions or {})
 
     async def client(self) -> Client:
         """The live client, waiting up to the connect timeout for a (re)start to finish."""
@@ -302,6 +334,8 @@ class Upstream:
             list_roots_callback=self._callbacks.roots,
             client_info=types.Implementation(name="mcpwarden", version=mcpwarden.__version__),
             cache=None,
+            # Lets the SDK hand back a caller's CreateTaskResult (see _forward_client_capabilities).
+            extensions=[TasksRelay()],
         )
         # The handshake is bounded by the client's read timeout; a cancel scope around entering
         # the client cannot be used, since the client's own task groups outlive that scope.
