@@ -69,21 +69,21 @@ def stdio_upstream(name: str = "fixture", legacy_only: bool = False) -> dict[str
 
 
 @contextlib.contextmanager
-def http_upstream(name: str = "fixture", legacy_only: bool = False) -> Iterator[dict[str, Any]]:
-    """A fixture server on Streamable HTTP; yields its config entry."""
-    port = free_port()
-    env = {**os.environ, "FIXTURE_NAME": name}
-    if legacy_only:
-        env["FIXTURE_LEGACY_ONLY"] = "1"
+def background_process(
+    args: Sequence[str], ready: Any, what: str, env: Mapping[str, str] | None = None, timeout: float = 20
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A helper process (fixture server, Redis, ...) for the length of a block: started, waited
+    for until `ready()` (failing at once if it exits), then stopped, killed if it lingers."""
     proc = subprocess.Popen(
-        [PYTHON, str(UPSTREAM_SERVER), "--http", str(port)],
-        env=env,
+        list(args),
+        env=dict(env) if env is not None else None,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_until(lambda: _port_open(port), 20, f"fixture server {name} on port {port}")
-        yield {"url": f"http://127.0.0.1:{port}/mcp"}
+        wait_until(lambda: proc.poll() is not None or ready(), timeout, what)
+        assert proc.poll() is None, f"{what} exited with {proc.returncode}"
+        yield proc
     finally:
         proc.terminate()
         try:
@@ -91,6 +91,18 @@ def http_upstream(name: str = "fixture", legacy_only: bool = False) -> Iterator[
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+@contextlib.contextmanager
+def http_upstream(name: str = "fixture", legacy_only: bool = False) -> Iterator[dict[str, Any]]:
+    """A fixture server on Streamable HTTP; yields its config entry."""
+    port = free_port()
+    env = {**os.environ, "FIXTURE_NAME": name}
+    if legacy_only:
+        env["FIXTURE_LEGACY_ONLY"] = "1"
+    args = [PYTHON, str(UPSTREAM_SERVER), "--http", str(port)]
+    with background_process(args, lambda: _port_open(port), f"fixture server {name} on port {port}", env):
+        yield {"url": f"http://127.0.0.1:{port}/mcp"}
 
 
 GRANT_ALL = {"allow": [{"principal": "*", "tool": "*"}]}

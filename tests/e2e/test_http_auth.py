@@ -24,6 +24,7 @@ from tests.support import (
     LoopbackServer,
     QuietHandler,
     authenticated,
+    background_process,
     free_port,
     http_gateway,
     mint_key,
@@ -81,17 +82,9 @@ def recording_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
     record = directory / "requests.jsonl"
     record.touch()
     port = free_port()
-    proc = subprocess.Popen(
-        [PYTHON, str(FIXTURES / "recording_upstream.py"), str(port), str(record)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until(lambda: _port_open(port), 20, "recording upstream")
+    args = [PYTHON, str(FIXTURES / "recording_upstream.py"), str(port), str(record)]
+    with background_process(args, lambda: _port_open(port), "recording upstream"):
         yield f"http://127.0.0.1:{port}/mcp", record
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def _port_open(port: int) -> bool:

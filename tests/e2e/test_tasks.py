@@ -12,8 +12,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import os
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,6 +32,7 @@ from tests.support import (
     PYTHON,
     GatewayUrl,
     authenticated,
+    background_process,
     free_port,
     http_gateway,
     mint_key,
@@ -57,24 +56,9 @@ _ids = itertools.count(1)
 def tasks_upstream() -> Iterator[str]:
     """The conformance fixture on Streamable HTTP; yields its MCP URL."""
     port = free_port()
-    proc = subprocess.Popen(
-        [PYTHON, str(FIXTURE), str(port)],
-        env=dict(os.environ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}/mcp"
-        wait_until(lambda: proc.poll() is not None or _answers(url), 30, "the tasks fixture")
-        assert proc.poll() is None, "the tasks fixture exited"
+    url = f"http://127.0.0.1:{port}/mcp"
+    with background_process([PYTHON, str(FIXTURE), str(port)], lambda: _answers(url), "the tasks fixture"):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 def _answers(url: str) -> bool:
@@ -424,13 +408,8 @@ def test_only_the_caller_s_own_declaration_of_the_extension_goes_upstream(tmp_pa
     record = tmp_path / "requests.jsonl"
     record.touch()
     port = free_port()
-    proc = subprocess.Popen(
-        [PYTHON, str(FIXTURES / "recording_upstream.py"), str(port), str(record)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until(lambda: _answers(f"http://127.0.0.1:{port}/mcp"), 20, "recording upstream")
+    args = [PYTHON, str(FIXTURES / "recording_upstream.py"), str(port), str(record)]
+    with background_process(args, lambda: _answers(f"http://127.0.0.1:{port}/mcp"), "recording upstream"):
         config = write_config(tmp_path, {"rec": {"url": f"http://127.0.0.1:{port}/mcp"}})
         with http_gateway(config) as url:
             caller = Caller(url)
@@ -439,9 +418,6 @@ def test_only_the_caller_s_own_declaration_of_the_extension_goes_upstream(tmp_pa
             body = {"name": "rec__echo", "arguments": {"text": "other"}}
             meta = {"io.modelcontextprotocol/clientCapabilities": {"extensions": both, "elicitation": {}}}
             assert "result" in caller.send("tools/call", body, **meta)
-    finally:
-        proc.terminate()
-        proc.wait(10)
     seen = [json.loads(line) for line in record.read_text().splitlines() if line.strip()]
     calls = [r["capabilities"] for r in seen if r["method"] == "tools/call"]
     assert calls == [{}, {"elicitation": {}, "extensions": {TASKS_EXTENSION: {"x": 1}}}]

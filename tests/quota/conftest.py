@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from mcpwarden.quota.backend import CounterBackend, SqliteCounters
-from tests.support import free_port, wait_until
+from tests.support import background_process, free_port
 
 
 def _answers_ping(port: int) -> bool:
@@ -38,23 +37,9 @@ def redis_url() -> Iterator[str]:
             pytest.fail("CI must run the Redis tests: redis-server is missing (.ci/run installs it)")
         pytest.skip("redis-server is not installed (apt-get install redis-server); skipped outside CI")
     port = free_port()
-    proc = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until(lambda: proc.poll() is not None or _answers_ping(port), 15, f"redis-server on {port}")
-        if proc.poll() is not None:
-            pytest.fail(f"redis-server exited with {proc.returncode}")
+    args = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    with background_process(args, lambda: _answers_ping(port), f"redis-server on {port}", timeout=15):
         yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 @pytest.fixture(params=["sqlite", "redis"])
