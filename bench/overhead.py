@@ -9,7 +9,9 @@ memory and CPU time per call (gateway or bare relay; /proc). The gateway is comp
 calls and with the bare relay of its transport. Everything runs on 127.0.0.1, is bounded in calls
 and time, and stops by itself.
 
-    python bench/overhead.py [--calls 500] [--rounds 3]
+    python bench/overhead.py [--calls 500] [--rounds 3] [--only http]
+
+`--only WORD` keeps the paths whose name contains WORD (e.g. `http`, `stdio`), with their baselines.
 """
 
 from __future__ import annotations
@@ -226,6 +228,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", default="", help="measure only the paths whose name contains this")
     args = parser.parse_args()
     # "(SDK lane)": the same gateway, each call asking for progress, which only the SDK path serves:
     # what the fast lane (transport/fastlane.py) saves, measured beside it.
@@ -240,6 +243,7 @@ async def main() -> None:
         "bare relay http",
         "gateway http",
     ]
+    paths = [name for name in paths if args.only.lower() in name.lower()]
     results: dict[str, list[dict[str, float]]] = {name: [] for name in paths}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -294,7 +298,8 @@ async def main() -> None:
     # The floors: what the gateway's guards, audit and routing cost on top of any relay in Python.
     print()
     for relayed in ("gateway stdio", "gateway http"):
-        print(compare(relayed, "bare relay http" if "http" in relayed else "bare relay stdio"))
+        if relayed in paths:
+            print(compare(relayed, "bare relay http" if "http" in relayed else "bare relay stdio"))
 
 
 if __name__ == "__main__":

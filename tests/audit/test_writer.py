@@ -4,14 +4,15 @@ on one chain; nothing queued is lost on a clean close, and a failed commit never
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import anyio
 import pytest
 
 from mcpwarden.audit.events import AuditEvent
-from mcpwarden.audit.log import SqliteAuditLog
+from mcpwarden.audit.log import AuditRecord, SqliteAuditLog
 from mcpwarden.audit.writer import MAX_BATCH, GroupCommit
 from mcpwarden.config import Settings
 
@@ -97,3 +98,61 @@ def test_the_gateway_sink_uses_the_configured_window(tmp_path: Path) -> None:
     assert writer.window == 0.25
     assert writer.log.path == tmp_path / "state" / "audit.db"
     writer.close()
+
+
+class _RecordingLog(SqliteAuditLog):
+    """A trail that notes which thread committed each batch."""
+
+    threads: list[str]
+
+    def append_many(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        self.threads.append(threading.current_thread().name)
+        return super().append_many(events)
+
+
+@pytest.mark.anyio
+async def test_with_a_window_commits_run_on_the_writer_thread_not_the_event_loop(
+    db_path: Path, make_event: EventFactory
+) -> None:
+    log = _RecordingLog(db_path)
+    log.threads = []
+    writer = GroupCommit(log, window=0.01)
+    writer.append(make_event(correlation_id="a"))
+    with anyio.fail_after(5):
+        while committed(db_path) != ["a"]:
+            await anyio.sleep(0.01)
+    assert log.threads and all(name.startswith("mcpwarden-audit") for name in log.threads)
+    writer.close()
+
+
+@pytest.mark.anyio
+async def test_flush_commits_after_every_batch_already_handed_to_the_writer(
+    db_path: Path, make_event: EventFactory
+) -> None:
+    log = _RecordingLog(db_path)
+    log.threads = []
+    writer = GroupCommit(log, window=0.001)
+    first = [make_event(correlation_id=f"a{index}") for index in range(MAX_BATCH + 5)]
+    for event in first:
+        writer.append(event)
+    with anyio.fail_after(5):
+        while not log.threads:  # the window passed: the first batch is with the writer
+            await anyio.sleep(0.001)
+    writer.append(make_event(correlation_id="b"))
+    writer.flush()  # returns once all of it is committed, in order
+    assert committed(db_path) == [event.correlation_id for event in first] + ["b"]
+    assert log.verify().ok
+    writer.close()
+
+
+@pytest.mark.anyio
+async def test_an_event_after_close_is_logged_as_lost_not_raised(
+    db_path: Path, make_event: EventFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer = GroupCommit(SqliteAuditLog(db_path), window=0.01)
+    writer.close()
+    writer.close()  # twice is harmless
+    with caplog.at_level(logging.ERROR, logger="mcpwarden.audit.writer"):
+        writer.append(make_event(correlation_id="late"))
+        await anyio.sleep(0.05)
+    assert "late" in caplog.text

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from tests.support import (
     authenticated,
     http_gateway,
     stdio_upstream,
+    wait_until,
     write_config,
 )
 
@@ -189,3 +191,30 @@ def test_healthz_reports_upstreams(gateway_url: GatewayUrl) -> None:
     health = httpx.get(gateway_url.replace("/mcp", "/healthz")).json()
     assert health["status"] == "ok"
     assert health["upstreams"]["alpha"]["ready"] is True
+
+
+def test_a_client_that_hangs_up_cancels_its_call_on_the_fast_lane(tmp_path: Path) -> None:
+    """The call a client gave up on stops holding its in-flight place (and its upstream request):
+    with one place per client, the next call is served long before the abandoned one would end."""
+    config = write_config(tmp_path, {"alpha": stdio_upstream("alpha")}, gateway={"max_in_flight": 1})
+    with http_gateway(config) as url:
+        host, port = url.removeprefix("http://").split("/", 1)[0].split(":")
+        body = json.dumps(_modern("tools/call", name="alpha__slow", arguments={"seconds": 60})).encode()
+        headers = {**_modern_headers("tools/call", "alpha__slow"), **url.auth, "Content-Length": len(body)}
+        head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        request = f"POST /mcp HTTP/1.1\r\nHost: {host}:{port}\r\n{head}\r\n".encode()
+        echo = _modern("tools/call", 2, name="alpha__echo", arguments={"text": "next"})
+        answers: list[dict[str, Any]] = []
+
+        def next_call_answered() -> bool:
+            response = _post(url, json=echo, headers=_modern_headers("tools/call", "alpha__echo"))
+            answers.append(response.json())
+            return "result" in answers[-1]
+
+        with socket.create_connection((host, int(port)), timeout=10) as abandoned:
+            abandoned.sendall(request + body)
+            # While the slow call holds the one place, the next is refused.
+            wait_until(lambda: not next_call_answered(), 10, "the slow call to take the place")
+        wait_until(next_call_answered, 20, "the abandoned call to give up its place")
+    assert answers[0]["error"]["data"]["reason"] == "too-many-in-flight"
+    assert answers[-1]["result"]["content"][0]["text"] == "next"

@@ -13,6 +13,13 @@ loop's next turn: after the answer has been written (both fronts write it in the
 the exchange) and before the loop reads further input, so `kill -9` loses only exchanges answered
 in the final turn. Outside a running event loop (CLI tools) `append` commits at once.
 
+With a window, the commit itself runs on one writer thread, in order, batch after batch: the
+SQLite transaction (locking, WAL writes, the occasional checkpoint) then neither stalls the event
+loop nor sits between a caller and its answer, and a slow disk delays only the trail, never the
+traffic. The writer takes the batch the loop hands it at the end of the window, so the bound on
+what `kill -9` can lose is the same. (With window 0 the loop commits itself, to keep the
+next-turn guarantee above.)
+
 A failed commit (disk full, the database locked by another process beyond its busy timeout) is
 logged with the correlation ids it lost; the exchanges themselves have already been answered.
 """
@@ -21,6 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Final
 
 from mcpwarden.audit.events import AuditEvent
@@ -29,7 +38,7 @@ from mcpwarden.config import Settings
 
 logger = logging.getLogger(__name__)
 
-# One transaction holds at most this many events, so a burst never blocks the loop for long.
+# One transaction holds at most this many events, so a burst never holds the write lock for long.
 MAX_BATCH: Final = 256
 
 
@@ -41,6 +50,11 @@ class GroupCommit:
         self.window = window
         self._pending: list[AuditEvent] = []
         self._scheduled = False
+        self._closed = False
+        # One thread, so batches are committed in the order they were handed over.
+        self._writer = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="mcpwarden-audit") if window > 0 else None
+        )
 
     @classmethod
     def for_settings(cls, settings: Settings) -> GroupCommit:
@@ -58,13 +72,32 @@ class GroupCommit:
             self.flush()
             return
         self._scheduled = True
-        loop.call_later(self.window, self.flush)
+        loop.call_later(self.window, self._hand_over)
+
+    def _hand_over(self) -> None:
+        """End of a window: the queue goes to the writer thread (or is committed here, window 0)."""
+        self._scheduled = False
+        batch, self._pending = self._pending, []
+        if batch:
+            self._run(batch, wait=False)
 
     def flush(self) -> None:
-        """Commit everything queued; what cannot be committed is logged by correlation id."""
-        self._scheduled = False
-        while self._pending:
-            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+        """Commit everything queued, after every batch already handed over; returns when done."""
+        batch, self._pending = self._pending, []
+        self._run(batch, wait=True)
+
+    def _run(self, batch: list[AuditEvent], *, wait: bool) -> None:
+        if self._writer is None or self._closed:  # window 0, or a late event after close
+            self._commit(batch)
+            return
+        done = self._writer.submit(self._commit, batch)
+        if wait:
+            done.result()
+
+    def _commit(self, events: Sequence[AuditEvent]) -> None:
+        """What cannot be committed is logged by correlation id, never raised."""
+        for start in range(0, len(events), MAX_BATCH):
+            batch = events[start : start + MAX_BATCH]
             try:
                 self.log.append_many(batch)
             except Exception as exc:
@@ -73,4 +106,7 @@ class GroupCommit:
 
     def close(self) -> None:
         self.flush()
+        self._closed = True
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
         self.log.close()
