@@ -210,9 +210,10 @@ class HttpFastLane:
         if response is not None:
             error = response.get("error")
             status = ERROR_CODE_HTTP_STATUS.get(error["code"], 200) if isinstance(error, dict) else 200
-            await Response(encode_response(response), status, media_type="application/json")(
-                scope, receive, send
-            )
+            body = encode_response(response)
+            headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
 
     def _fast_call(self, request: Request, body: bytes, decoded: Any) -> FastCall | None:
         if decoded is None:  # not behind the wire checks, or not for the fast lane

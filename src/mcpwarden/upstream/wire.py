@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import mcp_types as types
+import yarl
 from mcp.shared.exceptions import MCPError
 
 from mcpwarden import reasons, wirejson
@@ -23,6 +24,7 @@ from mcpwarden.upstream.credentials import ClientCredentialsAuth
 WIRE_ID_PREFIX = "mcpwarden-"  # never one of the SDK session's own (integer) ids
 _POST_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
 _ids = itertools.count(1)
+_CONNECT_TIMEOUT = 30.0  # seconds; a request's own timeout applies too
 
 
 def result_of(reply: Any) -> dict[str, Any]:
@@ -64,11 +66,15 @@ class WirePoster:
     def __init__(
         self, url: str, headers: Mapping[str, str], auth: ClientCredentialsAuth | None, max_bytes: int
     ) -> None:
-        self.url = url
+        self.url = yarl.URL(url)  # parsed once, not on every request
         self.auth = auth
         self.max_bytes = max_bytes
         self._session = aiohttp.ClientSession(
-            headers={**headers, **_POST_HEADERS}, cookie_jar=aiohttp.DummyCookieJar()
+            headers={**headers, **_POST_HEADERS},
+            cookie_jar=aiohttp.DummyCookieJar(),
+            # `post` bounds each request as a whole (asyncio.timeout), so aiohttp's own overall
+            # timer, armed and cancelled on every request, would only duplicate it.
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=_CONNECT_TIMEOUT),
         )
 
     async def close(self) -> None:
