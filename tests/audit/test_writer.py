@@ -103,7 +103,9 @@ def test_the_gateway_sink_uses_the_configured_window(tmp_path: Path) -> None:
 class _RecordingLog(SqliteAuditLog):
     """A trail that notes which thread committed each batch."""
 
-    threads: list[str]
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.threads: list[str] = []
 
     def append_many(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
         self.threads.append(threading.current_thread().name)
@@ -115,7 +117,6 @@ async def test_with_a_window_commits_run_on_the_writer_thread_not_the_event_loop
     db_path: Path, make_event: EventFactory
 ) -> None:
     log = _RecordingLog(db_path)
-    log.threads = []
     writer = GroupCommit(log, window=0.01)
     writer.append(make_event(correlation_id="a"))
     with anyio.fail_after(5):
@@ -130,7 +131,6 @@ async def test_flush_commits_after_every_batch_already_handed_to_the_writer(
     db_path: Path, make_event: EventFactory
 ) -> None:
     log = _RecordingLog(db_path)
-    log.threads = []
     writer = GroupCommit(log, window=0.001)
     first = [make_event(correlation_id=f"a{index}") for index in range(MAX_BATCH + 5)]
     for event in first:
