@@ -156,3 +156,48 @@ async def test_an_event_after_close_is_logged_as_lost_not_raised(
         writer.append(make_event(correlation_id="late"))
         await anyio.sleep(0.05)
     assert "late" in caplog.text
+
+
+@pytest.mark.anyio
+async def test_an_event_handed_over_to_build_later_is_built_on_the_writer_thread(
+    db_path: Path, make_event: EventFactory
+) -> None:
+    built_on: list[str] = []
+
+    def build() -> AuditEvent:
+        built_on.append(threading.current_thread().name)
+        return make_event(correlation_id="later")
+
+    writer = GroupCommit(SqliteAuditLog(db_path), window=0.01)
+    writer.append(make_event(correlation_id="now"))
+    writer.append_later(build, "later")
+    writer.flush()
+    assert committed(db_path) == ["now", "later"]
+    assert built_on and built_on[0].startswith("mcpwarden-audit")
+    writer.close()
+
+
+@pytest.mark.anyio
+async def test_an_event_that_cannot_be_built_is_logged_as_lost_and_the_rest_committed(
+    db_path: Path, make_event: EventFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken() -> AuditEvent:
+        return make_event(correlation_id="broken", decision="maybe")  # not a decision: ValueError
+
+    writer = GroupCommit(SqliteAuditLog(db_path), window=0.01)
+    writer.append_later(broken, "broken-id")
+    writer.append(make_event(correlation_id="fine"))
+    with caplog.at_level(logging.ERROR, logger="mcpwarden.audit.writer"):
+        writer.flush()
+    assert committed(db_path) == ["fine"]
+    assert "broken-id" in caplog.text and "ValueError" in caplog.text
+    writer.close()
+
+
+def test_with_no_window_an_event_is_built_and_committed_at_once(
+    db_path: Path, make_event: EventFactory
+) -> None:
+    writer = GroupCommit(SqliteAuditLog(db_path), window=0.0)
+    writer.append_later(lambda: make_event(correlation_id="a"), "a")
+    assert committed(db_path) == ["a"]
+    writer.close()

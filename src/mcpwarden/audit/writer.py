@@ -18,7 +18,8 @@ SQLite transaction (locking, WAL writes, the occasional checkpoint) then neither
 loop nor sits between a caller and its answer, and a slow disk delays only the trail, never the
 traffic. The writer takes the batch the loop hands it at the end of the window, so the bound on
 what `kill -9` can lose is the same. (With window 0 the loop commits itself, to keep the
-next-turn guarantee above.)
+next-turn guarantee above.) An event handed over with `append_later` is even built there: its
+normalisation and argument digest leave the loop as well.
 
 A failed commit (disk full, the database locked by another process beyond its busy timeout) is
 logged with the correlation ids it lost; the exchanges themselves have already been answered.
@@ -28,8 +29,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Final
 
 from mcpwarden.audit.events import AuditEvent
@@ -42,13 +44,21 @@ logger = logging.getLogger(__name__)
 MAX_BATCH: Final = 256
 
 
+@dataclass(frozen=True, slots=True)
+class _Later:
+    """An event to build on the writer thread; its id says what was lost if building fails."""
+
+    build: Callable[[], AuditEvent]
+    correlation_id: str
+
+
 class GroupCommit:
     """An `AuditSink` that commits queued events in batches, at most `window` seconds late."""
 
     def __init__(self, log: SqliteAuditLog, window: float = 0.0) -> None:
         self.log = log
         self.window = window
-        self._pending: list[AuditEvent] = []
+        self._pending: list[AuditEvent | _Later] = []
         self._scheduled = False
         self._closed = False
         # One thread, so batches are committed in the order they were handed over.
@@ -63,6 +73,17 @@ class GroupCommit:
         return cls(log, settings.gateway.audit_commit_ms / 1000)
 
     def append(self, event: AuditEvent) -> None:
+        self._queue(event)
+
+    def append_later(self, build: Callable[[], AuditEvent], correlation_id: str) -> None:
+        """Queue the event `build()` returns, built where it is committed (the writer thread when
+        there is a window); a `build` that raises loses that event, logged by `correlation_id`."""
+        if self._writer is None:
+            self._queue(build())
+        else:
+            self._queue(_Later(build, correlation_id))
+
+    def _queue(self, event: AuditEvent | _Later) -> None:
         self._pending.append(event)
         if self._scheduled:
             return
@@ -86,7 +107,7 @@ class GroupCommit:
         batch, self._pending = self._pending, []
         self._run(batch, wait=True)
 
-    def _run(self, batch: list[AuditEvent], *, wait: bool) -> None:
+    def _run(self, batch: list[AuditEvent | _Later], *, wait: bool) -> None:
         if self._writer is None or self._closed:  # window 0, or a late event after close
             self._commit(batch)
             return
@@ -94,8 +115,9 @@ class GroupCommit:
         if wait:
             done.result()
 
-    def _commit(self, events: Sequence[AuditEvent]) -> None:
-        """What cannot be committed is logged by correlation id, never raised."""
+    def _commit(self, queued: Sequence[AuditEvent | _Later]) -> None:
+        """What cannot be built or committed is logged by correlation id, never raised."""
+        events = [event for item in queued if (event := _built(item)) is not None]
         for start in range(0, len(events), MAX_BATCH):
             batch = events[start : start + MAX_BATCH]
             try:
@@ -110,3 +132,14 @@ class GroupCommit:
         if self._writer is not None:
             self._writer.shutdown(wait=True)
         self.log.close()
+
+
+def _built(item: AuditEvent | _Later) -> AuditEvent | None:
+    if isinstance(item, AuditEvent):
+        return item
+    try:
+        return item.build()
+    except Exception as exc:
+        lost = item.correlation_id
+        logger.error("audit event could not be built (%s); event lost: %s", type(exc).__name__, lost)
+        return None
