@@ -194,11 +194,11 @@ class ContentGuard(BaseGuard):
         budget = [self.settings.max_scan_kb * 1024]  # scanning is bounded; cleaning is not
 
         def clean(path: str, text: str) -> str:
+            if _plainly_harmless(text):  # most strings of most results: nothing to do
+                return text
             key = _last_key(path)
             if key in _OPAQUE_KEYS:
                 return text  # protocol tokens (a signed requestState, a cursor) must pass unchanged
-            if _plainly_harmless(text):
-                return text
             nonlocal redacted
             text, found = _redact_credentials(sanitize(text))
             redacted += found
