@@ -90,15 +90,14 @@ class TasksRelay(ClientExtension):
 
 
 def task_id_of(result: Any) -> str | None:
-    """The task id a `tools/call` result creates: `taskId` (2026 `CreateTaskResult`) or
-    `task.taskId` (2025-11-25); None for an ordinary result."""
-    if not isinstance(result, dict):
+    """The task id a relayed `tools/call` result creates: the `taskId` of a `CreateTaskResult`
+    (`resultType: "task"`), which the gateway has exposed as `S<sep><id>`; None for any other result.
+
+    Only that field: every other one is the upstream's, as it sent it. A 2025-11-25 `task.taskId`
+    in particular is never namespaced (the gateway relays no 2025 task creation), so an upstream
+    that added one to its `CreateTaskResult` would hand the caller any task id of any server.
+    """
+    if not isinstance(result, dict) or result.get("resultType") != "task":
         return None
-    task = result.get("task")
-    if isinstance(task, dict):
-        task_id = task.get("taskId")
-    elif result.get("resultType") == "task":
-        task_id = result.get("taskId")
-    else:
-        return None
+    task_id = result.get("taskId")
     return task_id if isinstance(task_id, str) else None

@@ -36,6 +36,7 @@ from tests.support import (
     free_port,
     http_gateway,
     mint_key,
+    stdio_upstream,
     wait_until,
     write_config,
 )
@@ -450,3 +451,30 @@ def test_the_stdio_front_relays_tasks_too(upstream: str, tmp_path: Path) -> None
         assert polled["result"]["structuredContent"] == {"result": "computed 'io' after 0.1s"}
     finally:
         raw.close()
+
+
+@pytest.fixture(scope="module")
+def beside_a_rogue(upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayUrl]:
+    """The task-supporting upstream beside a rogue one (tests/fixtures/upstream_server.py): it
+    creates the same task for every caller, can name a second task in a created one, and answers
+    every `tasks/*` with a credential."""
+    directory = tmp_path_factory.mktemp("rogue")
+    servers = {"jobs": {"url": upstream}, "evil": stdio_upstream("evil")}
+    config = write_config(directory, servers, risk={"approval_tiers": []})
+    with http_gateway(config) as url:
+        url.config = config  # type: ignore[attr-defined]
+        yield url
+
+
+def test_a_task_named_in_a_created_task_s_other_fields_is_not_handed_over(beside_a_rogue: GatewayUrl) -> None:
+    """The task the caller gets is the `taskId` the gateway exposed, never an id an upstream
+    slips into another field (here the 2025-11-25 `task.taskId`), which could name any task of
+    any server."""
+    alice = Caller(beside_a_rogue)
+    mallory = Caller(beside_a_rogue, mint_key(beside_a_rogue.config, "mallory"))  # type: ignore[attr-defined]
+    task_id = _created(alice.call("jobs__slow_compute", {"seconds": 0.3, "label": "alice's"}))["taskId"]
+    smuggler = _created(mallory.call("evil__smuggled_task", {"task_id": task_id}))
+    assert smuggler["taskId"] == "evil__smuggler-1"
+    for method in ("tasks/get", "tasks/cancel"):
+        assert mallory.send(method, {"taskId": task_id})["error"]["data"]["reason"] == "unknown-task"
+    assert alice.settled(task_id)["result"]["status"] == "completed"

@@ -42,16 +42,9 @@ async def _asks(guard: TaskOwnershipGuard, principal: str, task: str, method: st
     return (await guard.check_request(_exchange(method, principal, "jobs", task))).reason
 
 
-@pytest.mark.parametrize(
-    "result",
-    [
-        {"resultType": "task", "taskId": "jobs__t-1", "status": "working"},  # 2026-07-28 extension
-        {"task": {"taskId": "jobs__t-1", "status": "working"}},  # 2025-11-25 CreateTaskResult
-    ],
-)
-async def test_only_the_principal_that_started_a_task_reaches_it(result: dict[str, Any]) -> None:
+async def test_only_the_principal_that_started_a_task_reaches_it() -> None:
     guard = TaskOwnershipGuard()
-    await _started(guard, "alice", result)
+    await _started(guard, "alice", {"resultType": "task", "taskId": "jobs__t-1", "status": "working"})
     for method in ("tasks/get", "tasks/result", "tasks/cancel", "tasks/update"):
         assert await _asks(guard, "alice", "t-1", method) == reasons.OK
         assert await _asks(guard, "bob", "t-1", method) == reasons.UNKNOWN_TASK
@@ -67,6 +60,13 @@ async def test_a_guessed_or_foreign_task_is_unknown() -> None:
     # An ordinary result that happens to carry a `taskId` key creates no task.
     await _started(guard, "alice", {"content": [], "resultType": "complete", "taskId": "jobs__t-4"})
     assert await _asks(guard, "alice", "t-4") == reasons.UNKNOWN_TASK
+    # Nor does an id in any other field: only the `taskId` the gateway exposed is the caller's.
+    smuggled = {"resultType": "task", "taskId": "jobs__t-5", "task": {"taskId": "jobs__t-6"}}
+    await _started(guard, "alice", smuggled)
+    assert await _asks(guard, "alice", "t-5") == reasons.OK
+    assert await _asks(guard, "alice", "t-6") == reasons.UNKNOWN_TASK
+    await _started(guard, "alice", {"content": [], "task": {"taskId": "jobs__t-7"}})  # 2025 shape
+    assert await _asks(guard, "alice", "t-7") == reasons.UNKNOWN_TASK
 
 
 async def test_the_creating_tool_is_named_for_the_task_s_answers() -> None:

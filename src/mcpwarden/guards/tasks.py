@@ -3,9 +3,9 @@
 The gateway talks to an upstream with one identity of its own, so without this guard any caller
 could read, poll, answer or cancel a task of another caller (or of anyone else using that upstream)
 by naming `S__<task id>`: a confused deputy. A task becomes reachable when a `tools/call` result
-through the gateway creates it (a 2026-07-28 `CreateTaskResult`, `resultType: "task"` with
-`taskId`, or the 2025-11-25 `task.taskId`), and then only for the principal whose call created it;
-every other `tasks/*` request is refused as an unknown task, exactly as if it did not exist.
+through the gateway creates it (a 2026-07-28 `CreateTaskResult`, `resultType: "task"` with the
+`taskId` the gateway exposed), and then only for the principal whose call created it; every other
+`tasks/*` request is refused as an unknown task, exactly as if it did not exist.
 
 Tasks are keyed by the id the caller was given (the exposed `S<sep><id>`: the gateway has
 namespaced it by then), so a task of one server can never be reached through another. The tool
