@@ -478,3 +478,17 @@ def test_a_task_named_in_a_created_task_s_other_fields_is_not_handed_over(beside
     for method in ("tasks/get", "tasks/cancel"):
         assert mallory.send(method, {"taskId": task_id})["error"]["data"]["reason"] == "unknown-task"
     assert alice.settled(task_id)["result"]["status"] == "completed"
+
+
+def test_a_task_an_upstream_hands_out_twice_stays_with_its_first_caller(beside_a_rogue: GatewayUrl) -> None:
+    """An upstream sees one identity, the gateway's: a task id it hands to a second principal (a
+    reused or deduplicated id) must not move the task, its answers and its cancel to that one."""
+    alice = Caller(beside_a_rogue)
+    mallory = Caller(beside_a_rogue, mint_key(beside_a_rogue.config, "mallory"))  # type: ignore[attr-defined]
+    task_id = _created(alice.call("evil__rogue_task", {}))["taskId"]
+    again = mallory.call("evil__rogue_task", {})
+    assert again["error"]["data"]["reason"] == "upstream-invalid-reply", again
+    assert task_id not in json.dumps(again)
+    assert mallory.send("tasks/get", {"taskId": task_id})["error"]["data"]["reason"] == "unknown-task"
+    assert alice.send("tasks/get", {"taskId": task_id})["result"]["status"] == "completed"
+    assert _created(alice.call("evil__rogue_task", {}))["taskId"] == task_id  # its owner may again

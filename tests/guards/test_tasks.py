@@ -69,6 +69,19 @@ async def test_a_guessed_or_foreign_task_is_unknown() -> None:
     assert await _asks(guard, "alice", "t-7") == reasons.UNKNOWN_TASK
 
 
+async def test_a_task_id_handed_out_again_stays_with_its_first_principal() -> None:
+    guard = TaskOwnershipGuard()
+    await _started(guard, "alice", {"resultType": "task", "taskId": "jobs__t-1"})
+    await _started(guard, "alice", {"resultType": "task", "taskId": "jobs__t-1"})  # its owner again
+    again = _exchange("tools/call", "bob", "jobs", "slow_compute")
+    again.result = {"resultType": "task", "taskId": "jobs__t-1"}
+    decision = await guard.check_response(again)
+    assert decision.reason == reasons.UPSTREAM_INVALID_REPLY and "t-1" not in decision.detail
+    assert again.metadata["audit"] == {"task_conflict": "jobs__t-1"}
+    assert await _asks(guard, "alice", "t-1") == reasons.OK
+    assert await _asks(guard, "bob", "t-1") == reasons.UNKNOWN_TASK
+
+
 async def test_the_creating_tool_is_named_for_the_task_s_answers() -> None:
     guard = TaskOwnershipGuard()
     await _started(guard, "alice", {"resultType": "task", "taskId": "jobs__t-1"})

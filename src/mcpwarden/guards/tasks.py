@@ -7,6 +7,9 @@ through the gateway creates it (a 2026-07-28 `CreateTaskResult`, `resultType: "t
 `taskId` the gateway exposed), and then only for the principal whose call created it; every other
 `tasks/*` request is refused as an unknown task, exactly as if it did not exist.
 
+A task id an upstream hands to a second principal (reused, or a job deduplicated across callers)
+stays the first one's: that call is refused as an invalid reply (`upstream-invalid-reply`).
+
 Tasks are keyed by the id the caller was given (the exposed `S<sep><id>`: the gateway has
 namespaced it by then), so a task of one server can never be reached through another. The tool
 that created the task is kept too: its later `tasks/get` answers carry that tool's result, and the
@@ -17,6 +20,7 @@ State is per gateway process, in memory, bounded.
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from typing import NamedTuple
 
@@ -26,6 +30,8 @@ from mcpwarden.config import Settings
 from mcpwarden.exchange import ALLOW, Decision, Exchange, deny
 from mcpwarden.pipeline import BaseGuard
 from mcpwarden.tasks import task_id_of
+
+logger = logging.getLogger(__name__)
 
 MAX_TASKS = 100_000
 TASK_TOOL_KEY = "task_tool"  # exchange.metadata: the exposed tool whose call created the task
@@ -61,6 +67,17 @@ class TaskOwnershipGuard(BaseGuard):
         if exchange.method == "tools/call" and exchange.server is not None:
             task_id = task_id_of(exchange.result)
             if task_id is not None:
+                owner = self._owners.get(task_id)
+                if owner is not None and owner.principal != exchange.principal:
+                    # The upstream sees one identity, the gateway's: a task id it gives out again
+                    # (reused, or a job deduplicated across callers) is still the first caller's
+                    # task, and must not move to this one.
+                    logger.warning("an upstream handed out a task another principal owns; refused")
+                    exchange.metadata.setdefault("audit", {})["task_conflict"] = task_id
+                    return deny(
+                        reasons.UPSTREAM_INVALID_REPLY,
+                        "the server answered with a task that belongs to another caller",
+                    )
                 self._owners[task_id] = _Owner(exchange.principal, exchange.exposed_name)
                 # Links the call's audit event to the later tasks/* events of the same task.
                 exchange.metadata.setdefault("audit", {})["task_created"] = task_id
