@@ -492,3 +492,22 @@ def test_a_task_an_upstream_hands_out_twice_stays_with_its_first_caller(beside_a
     assert mallory.send("tasks/get", {"taskId": task_id})["error"]["data"]["reason"] == "unknown-task"
     assert alice.send("tasks/get", {"taskId": task_id})["result"]["status"] == "completed"
     assert _created(alice.call("evil__rogue_task", {}))["taskId"] == task_id  # its owner may again
+
+
+ROGUE_SECRET = "AKIAIOSFODNN7EXAMPLE"  # what the rogue fixture's task surface leaks in every answer
+
+
+@pytest.mark.anyio
+async def test_every_answer_of_a_task_is_screened(beside_a_rogue: GatewayUrl) -> None:
+    """Not only `tasks/get`: whatever an upstream puts in its `tasks/update` and `tasks/cancel`
+    answers, and the 2025-11-25 `tasks/result` a legacy session may send, is text from that
+    upstream too, and has its credentials redacted like any tool result."""
+    caller = Caller(beside_a_rogue)
+    task_id = _created(caller.call("evil__rogue_task", {}))["taskId"]
+    for method, extra in (("tasks/get", {}), ("tasks/update", {"inputResponses": {}}), ("tasks/cancel", {})):
+        answer = caller.send(method, {"taskId": task_id, **extra})
+        assert "result" in answer and ROGUE_SECRET not in json.dumps(answer), (method, answer)
+    async with Client(authenticated(beside_a_rogue), mode="legacy") as client:  # type: ignore[arg-type]
+        request = types.Request[dict[str, Any], str](method="tasks/result", params={"taskId": task_id})
+        result = await client.session.send_request(request, TypeAdapter(dict[str, Any]))
+    assert result["content"][0]["text"].startswith("key ") and ROGUE_SECRET not in json.dumps(result)
