@@ -26,6 +26,7 @@ from mcpwarden.gateway import Gateway
 from mcpwarden.guards.quota import QuotaGuard
 from mcpwarden.guards.tasks import TASK_TOOL_KEY
 from mcpwarden.pipeline import BaseGuard, Guard
+from mcpwarden.quota.truncate import json_size
 from mcpwarden.quota.usage import usage_report
 from tests.support import PYTHON, UPSTREAM_SERVER, free_port
 
@@ -385,3 +386,22 @@ async def test_a_task_s_result_is_held_to_the_cap_of_the_tool_that_created_it(on
         assert text.endswith("over the 1 KB limit]") and len(text) < 1024
         assert big.result["taskId"] == "alpha__t-1" and big.result["status"] == "completed"
         assert big.metadata["audit"]["truncated"]["from_bytes"] > 4096
+
+
+@pytest.mark.parametrize("on_large_result", ["deny", "truncate"])
+async def test_a_legacy_session_s_task_result_is_held_to_the_same_cap(on_large_result: str) -> None:
+    """The 2025-11-25 `tasks/result` answers with the task's `tools/call` result itself."""
+    rule = {"tool": "alpha__big", "max_result_kb": 1, "on_large_result": on_large_result}
+    guard = QuotaGuard((LimitRule.model_validate(rule),), _no_backend)
+    exchange = _task_poll("x" * 4096)
+    exchange.method, exchange.protocol_version = "tasks/result", "2025-11-25"
+    exchange.result = exchange.result["result"]
+    exchange.response_bytes = json_size(exchange.result)
+    decision = await guard.check_response(exchange)
+    if on_large_result == "deny":
+        assert decision.reason == "result-too-large" and decision.data["limit_kb"] == 1
+    else:
+        assert decision.allowed
+        text = exchange.result["content"][0]["text"]
+        assert text.endswith("over the 1 KB limit]") and len(text) < 1024
+        assert exchange.response_bytes == json_size(exchange.result) <= 1024

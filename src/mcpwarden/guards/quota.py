@@ -14,8 +14,9 @@ The flow of one call:
    matching budget.
 2. `check_response` caps the result (`max_result_kb`: refuse with `result-too-large`, or with
    `on_large_result: truncate` shorten it with a marker), then settles: releases the lease and
-   charges the cost per KB the upstream returned. A task's result, inlined later in `tasks/get`,
-   is held to the same `max_result_kb` as the tool that created the task (not metered again).
+   charges the cost per KB the upstream returned. A task's result, inlined later in `tasks/get`
+   (or the answer of a legacy `tasks/result`), is held to the same `max_result_kb` as the tool
+   that created the task (not metered again).
 3. `finish` settles calls that never reached `check_response`: the lease is released, and a call
    that got no answer at all (a later guard refused it, the upstream failed, the client cancelled)
    has its reservation refunded — a denied call costs nothing. Rate tokens and loop entries are
@@ -175,7 +176,7 @@ class QuotaGuard(BaseGuard):
         return ALLOW
 
     async def check_response(self, exchange: Exchange) -> Decision:
-        if exchange.method == "tasks/get":
+        if exchange.method in ("tasks/get", "tasks/result"):
             return self._cap_task_result(exchange)
         ticket: _Ticket | None = exchange.metadata.get(_TICKET)
         if ticket is None or ticket.settled:
@@ -251,12 +252,15 @@ class QuotaGuard(BaseGuard):
         )
 
     def _cap_task_result(self, exchange: Exchange) -> Decision:
-        """A task's result arrives later, inlined in `tasks/get`: it is held to the `max_result_kb`
-        of the tool that created the task, as that tool's in-line answer would be. (The call was
-        metered and charged when it created the task; polling it costs nothing.)"""
+        """A task's result arrives later, inlined in `tasks/get` (or as the whole answer of a legacy
+        session's `tasks/result`): it is held to the `max_result_kb` of the tool that created the
+        task, as that tool's in-line answer would be. (The call was metered and charged when it
+        created the task; polling it costs nothing.)"""
         tool = exchange.metadata.get(TASK_TOOL_KEY)
-        detailed = exchange.result
-        inlined = detailed.get("result") if isinstance(detailed, dict) else None
+        answer = exchange.result
+        inlined = (
+            answer.get("result") if isinstance(answer, dict) and exchange.method == "tasks/get" else answer
+        )
         if not isinstance(tool, str) or not isinstance(inlined, dict):
             return ALLOW
         rules = tuple(self.rules.matching(exchange.identity, tool))
