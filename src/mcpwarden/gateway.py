@@ -57,7 +57,13 @@ from mcpwarden.pipeline import (
     current_exchange,
 )
 from mcpwarden.router import Router
-from mcpwarden.tasks import TASKS_EXTENSION, CreateTaskResult, declares_tasks, tasks_declaration
+from mcpwarden.tasks import (
+    TASKS_EXTENSION,
+    CreateTaskResult,
+    declares_tasks,
+    relayable_task_id,
+    tasks_declaration,
+)
 from mcpwarden.upstream.connection import (
     ChangeKind,
     ClientCallbacks,
@@ -366,7 +372,7 @@ class Gateway:
         result = await self._relay(ctx, send, params.input_responses, params.request_state)
         if isinstance(result, CreateTaskResult):
             self._check_task_created(ctx)
-            result.task_id = self.router.expose(_required(exchange.server), result.task_id)
+            result.task_id = self._exposed_task_id(_required(exchange.server), result.task_id)
         return result
 
     def _check_task_created(self, ctx: ServerRequestContext[Any, Any]) -> None:
@@ -377,6 +383,13 @@ class Gateway:
         ):
             logger.warning("an upstream created a task the caller did not ask for; refused")
             raise invalid_reply()
+
+    def _exposed_task_id(self, server_id: str, task_id: str) -> str:
+        """The id the caller gets for an upstream's task; an id that is no plain token is refused."""
+        if not relayable_task_id(task_id):
+            logger.warning("an upstream named a task with an id that is not a plain token; refused")
+            raise invalid_reply()
+        return self.router.expose(server_id, task_id)
 
     def _listed_upstream(self, exchange: Exchange) -> Upstream:
         """The upstream of a `tools/call`, which must have listed the tool: only what the server
@@ -410,7 +423,7 @@ class Gateway:
             except ValueError:
                 raise invalid_reply() from None
             _strip_upstream_identity_wire(raw)
-            raw["taskId"] = self.router.expose(upstream.server_id, created.task_id)
+            raw["taskId"] = self._exposed_task_id(upstream.server_id, created.task_id)
             return raw
         if raw.get("resultType") == "input_required":
             try:
@@ -525,7 +538,7 @@ class Gateway:
         forwarded_capabilities.set(_relayable_capabilities(ctx))
         result: dict[str, Any] = await self._upstream_call(client.session.send_request(request, _JSON))
         if isinstance(result.get("taskId"), str):
-            result["taskId"] = self.router.expose(_required(exchange.server), result["taskId"])
+            result["taskId"] = self._exposed_task_id(_required(exchange.server), result["taskId"])
         _strip_upstream_identity_wire(result)
         return result
 

@@ -19,6 +19,7 @@ namespaced, no declaration involved.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 import mcp_types as types
@@ -29,6 +30,12 @@ from pydantic import ConfigDict
 from mcpwarden import reasons
 
 TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
+# A task id goes back to the caller unscreened (it must come back exactly as it went) and is kept
+# for its owner until evicted (guards/tasks.py): so it must be a token as ids are (UUIDs, job ids,
+# opaque handles), printable ASCII without whitespace and bounded, never text, terminal escapes or
+# megabytes an upstream chose.
+MAX_TASK_ID_CHARS = 1024
+_TASK_ID = re.compile(rf"[!-~]{{1,{MAX_TASK_ID_CHARS}}}")
 # The 2026-07-28 task surface; `tasks/result` and `tasks/list` were 2025-11-25 only.
 MODERN_TASK_METHODS = frozenset({"tasks/get", "tasks/update", "tasks/cancel"})
 
@@ -87,6 +94,11 @@ class TasksRelay(ClientExtension):
 
     def claims(self) -> tuple[ResultClaim[Any], ...]:
         return (ResultClaim(result_type="task", model=CreateTaskResult, resolve=_never_resolved),)
+
+
+def relayable_task_id(task_id: str) -> bool:
+    """Whether an upstream's task id may be relayed: a bounded token of printable ASCII."""
+    return _TASK_ID.fullmatch(task_id) is not None
 
 
 def task_id_of(result: Any) -> str | None:
