@@ -26,6 +26,7 @@ from mcpwarden.gateway import Gateway
 from mcpwarden.guards.quota import QuotaGuard
 from mcpwarden.guards.tasks import TASK_TOOL_KEY
 from mcpwarden.pipeline import BaseGuard, Guard
+from mcpwarden.quota.backend import SqliteCounters
 from mcpwarden.quota.truncate import json_size
 from mcpwarden.quota.usage import usage_report
 from tests.support import PYTHON, UPSTREAM_SERVER, free_port
@@ -405,3 +406,25 @@ async def test_a_legacy_session_s_task_result_is_held_to_the_same_cap(on_large_r
         text = exchange.result["content"][0]["text"]
         assert text.endswith("over the 1 KB limit]") and len(text) < 1024
         assert exchange.response_bytes == json_size(exchange.result) <= 1024
+
+
+async def test_a_task_s_result_is_charged_per_kb_when_it_arrives(tmp_path: Path) -> None:
+    """The call that creates a task returns a few bytes; its result comes in `tasks/get`. The cost
+    per KB is charged on that result, or a tool run as a task would escape a budget of KB."""
+    rule = {"tool": "alpha__big", "cost_per_kb": 1, "budget": {"units": 5, "per": "day"}}
+    guard = QuotaGuard((LimitRule.model_validate(rule),), lambda: SqliteCounters(tmp_path / "quota.db"))
+    try:
+        call = Exchange("tools/call", {}, ALICE, "http", "alice", "2026-07-28", "alpha", "big", "alpha__big")
+        assert (await guard.check_request(call)).allowed  # 1 unit reserved: the default call cost
+        working = _task_poll("")
+        working.result = {key: value for key, value in working.result.items() if key != "result"}
+        assert (await guard.check_response(working)).allowed
+        assert "audit" not in working.metadata  # nothing delivered, nothing charged
+        done = _task_poll("x" * 5000)
+        kb = json_size(done.result["result"]) / 1024
+        assert (await guard.check_response(done)).allowed
+        assert done.metadata["audit"]["cost"] == round(kb, 6)
+        again = Exchange("tools/call", {}, ALICE, "http", "alice", "2026-07-28", "alpha", "big", "alpha__big")
+        assert (await guard.check_request(again)).reason == "budget-exhausted"  # 1 reserved + ~5 KB > 5
+    finally:
+        await guard.aclose()
