@@ -110,6 +110,17 @@ async def test_memory_is_bounded() -> None:
     assert await _asks(guard, "alice", "c") == reasons.OK
 
 
+async def test_one_principal_s_flood_evicts_only_its_own_tasks() -> None:
+    guard = TaskOwnershipGuard(max_tasks=4, max_per_principal=2)
+    await _started(guard, "alice", {"resultType": "task", "taskId": "jobs__a"})
+    for task in range(5):
+        await _started(guard, "mallory", {"resultType": "task", "taskId": f"jobs__m{task}"})
+    assert await _asks(guard, "alice", "a") == reasons.OK
+    assert [await _asks(guard, "mallory", f"m{task}") for task in range(5)] == [reasons.UNKNOWN_TASK] * 3 + [
+        reasons.OK
+    ] * 2
+
+
 def test_through_the_gateway_a_guessed_task_id_is_refused(tmp_path: Path) -> None:
     config = write_config(tmp_path, {"alpha": stdio_upstream("alpha")})
     raw = RawStdio(config)

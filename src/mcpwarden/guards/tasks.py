@@ -15,7 +15,7 @@ namespaced it by then), so a task of one server can never be reached through ano
 that created the task is kept too: its later `tasks/get` answers carry that tool's result, and the
 content guard names it as the source exactly as for the `tools/call` itself
 (`metadata["task_tool"]`). The creating call's audit event names the task (`task_created`).
-State is per gateway process, in memory, bounded.
+State is per gateway process, in memory, bounded in all and per principal (oldest out first).
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ from mcpwarden.tasks import task_id_of
 logger = logging.getLogger(__name__)
 
 MAX_TASKS = 100_000
+# Each principal's oldest tasks make room for its new ones, so no caller can flood the map and
+# evict everyone else's tasks (whose owners would then get unknown-task).
+MAX_TASKS_PER_PRINCIPAL = 10_000
 TASK_TOOL_KEY = "task_tool"  # exchange.metadata: the exposed tool whose call created the task
 
 
@@ -45,9 +48,11 @@ class _Owner(NamedTuple):
 class TaskOwnershipGuard(BaseGuard):
     name = "tasks"
 
-    def __init__(self, max_tasks: int = MAX_TASKS) -> None:
+    def __init__(self, max_tasks: int = MAX_TASKS, max_per_principal: int = MAX_TASKS_PER_PRINCIPAL) -> None:
         self.max_tasks = max_tasks
+        self.max_per_principal = max_per_principal
         self._owners: OrderedDict[str, _Owner] = OrderedDict()  # exposed task id -> owner
+        self._of_principal: dict[str, OrderedDict[str, None]] = {}  # principal -> its task ids, oldest first
 
     @classmethod
     def from_settings(cls, settings: Settings, catalog: CatalogView | None = None) -> TaskOwnershipGuard:
@@ -78,9 +83,22 @@ class TaskOwnershipGuard(BaseGuard):
                         reasons.UPSTREAM_INVALID_REPLY,
                         "the server answered with a task that belongs to another caller",
                     )
-                self._owners[task_id] = _Owner(exchange.principal, exchange.exposed_name)
+                self._remember(task_id, _Owner(exchange.principal, exchange.exposed_name))
                 # Links the call's audit event to the later tasks/* events of the same task.
                 exchange.metadata.setdefault("audit", {})["task_created"] = task_id
-                while len(self._owners) > self.max_tasks:
-                    self._owners.popitem(last=False)
         return ALLOW
+
+    def _remember(self, task_id: str, owner: _Owner) -> None:
+        self._owners[task_id] = owner
+        self._owners.move_to_end(task_id)
+        mine = self._of_principal.setdefault(owner.principal, OrderedDict())
+        mine[task_id] = None
+        mine.move_to_end(task_id)
+        while len(mine) > self.max_per_principal:
+            del self._owners[mine.popitem(last=False)[0]]
+        while len(self._owners) > self.max_tasks:
+            evicted, gone = self._owners.popitem(last=False)
+            theirs = self._of_principal[gone.principal]
+            del theirs[evicted]
+            if not theirs:
+                del self._of_principal[gone.principal]
