@@ -61,6 +61,7 @@ from mcpwarden.tasks import (
     TASKS_EXTENSION,
     CreateTaskResult,
     declares_tasks,
+    missing_tasks_capability,
     relayable_task_id,
     tasks_declaration,
 )
@@ -138,7 +139,7 @@ class Gateway:
             on_read_resource=self._read_resource,
             on_subscribe_resource=self._subscribe_resource,
             on_unsubscribe_resource=self._unsubscribe_resource,
-            on_subscriptions_listen=ListenHandler(self.bus),
+            on_subscriptions_listen=_TasksAwareListen(self.bus),
             on_completion=self._complete,
         )
         # Registered by method rather than `on_call_tool`, whose type admits no extension result:
@@ -625,6 +626,21 @@ class Gateway:
                 )
         _strip_upstream_identity(result)
         return result
+
+
+class _TasksAwareListen(ListenHandler):
+    """`subscriptions/listen` on the gateway's own bus. Task status notifications (`taskIds`) are
+    for callers that declared the tasks extension (-32021 otherwise, as SEP-2663 requires); the
+    gateway relays none, so a declared caller's `taskIds` are left out of the acknowledgement and
+    it polls."""
+
+    async def __call__(
+        self, ctx: ServerRequestContext[Any, Any], params: types.SubscriptionsListenRequestParams
+    ) -> types.SubscriptionsListenResult:
+        asked = (params.notifications.model_extra or {}).get("taskIds")
+        if asked and not declares_tasks(ctx.session.client_capabilities):
+            raise missing_tasks_capability(ctx.method)
+        return await super().__call__(ctx, params)
 
 
 def _relayable_capabilities(ctx: ServerRequestContext[Any, Any]) -> dict[str, Any]:

@@ -529,3 +529,13 @@ def test_a_task_id_that_is_not_a_plain_token_is_refused(beside_a_rogue: GatewayU
     assert _created(caller.call("evil__odd_task", {"task_id": "job:42/a-b_c.d~e"}))["taskId"] == (
         "evil__job:42/a-b_c.d~e"
     )
+
+
+def test_task_notifications_are_refused_to_a_caller_without_the_declaration(gateway: GatewayUrl) -> None:
+    """SEP-2663: a `subscriptions/listen` that asks for task status notifications (`taskIds`)
+    without declaring the extension gets -32021, naming the extension."""
+    error = Caller(gateway).send(
+        "subscriptions/listen", {"notifications": {"taskIds": ["jobs__t-1"]}}, declared=False
+    )["error"]
+    assert error["code"] == -32021
+    assert error["data"]["requiredCapabilities"] == {"extensions": {TASKS_EXTENSION: {}}}
