@@ -203,6 +203,11 @@ async def test_a_task_s_questions_are_screened_like_a_multi_round_trip_s() -> No
     assert decision.reason == "content-blocked" and "secrets" in decision.detail
     # A task that is not waiting for input has no questions to screen.
     assert (await guard.check_response(_task_poll({**waiting, "status": "working"}))).allowed
+    # But questions are screened whatever status comes with them: a client may show them anyway.
+    decision = await guard.check_response(
+        _task_poll({**waiting, "status": "working", "inputRequests": {"k": phishing}})
+    )
+    assert decision.reason == "content-blocked"
 
 
 @pytest.mark.parametrize("created_by", ["jobs__report", None])

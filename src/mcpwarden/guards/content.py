@@ -183,9 +183,9 @@ class ContentGuard(BaseGuard):
         # A task's answer is named after the tool that created it, as its `tools/call` would be.
         task_tool = exchange.metadata.get(TASK_TOOL_KEY) if exchange.method in _TASK_METHODS else None
         source = task_tool if isinstance(task_tool, str) else exchange.exposed_name or exchange.method
-        waiting = result.get("resultType") == "input_required" or (
-            exchange.method == "tasks/get" and result.get("status") == "input_required"
-        )
+        # A task's questions are screened whatever status an upstream sends with them: a client
+        # that shows them anyway must not get a phishing form past the gateway.
+        waiting = result.get("resultType") == "input_required" or exchange.method == "tasks/get"
         requests = result.get("inputRequests") if waiting else None
         if isinstance(requests, dict):
             for request in requests.values():
