@@ -76,7 +76,8 @@ async def test_a_task_id_handed_out_again_stays_with_its_first_principal() -> No
     again = _exchange("tools/call", "bob", "jobs", "slow_compute")
     again.result = {"resultType": "task", "taskId": "jobs__t-1"}
     decision = await guard.check_response(again)
-    assert decision.reason == reasons.UPSTREAM_INVALID_REPLY and "t-1" not in decision.detail
+    assert decision.reason == reasons.UPSTREAM_INVALID_REPLY
+    assert decision.detail == "the server sent an invalid reply"  # nothing about the other caller
     assert again.metadata["audit"] == {"task_conflict": "jobs__t-1"}
     assert await _asks(guard, "alice", "t-1") == reasons.OK
     assert await _asks(guard, "bob", "t-1") == reasons.UNKNOWN_TASK

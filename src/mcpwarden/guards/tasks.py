@@ -76,13 +76,11 @@ class TaskOwnershipGuard(BaseGuard):
                 if owner is not None and owner.principal != exchange.principal:
                     # The upstream sees one identity, the gateway's: a task id it gives out again
                     # (reused, or a job deduplicated across callers) is still the first caller's
-                    # task, and must not move to this one.
+                    # task, and must not move to this one. The caller is told no more than for any
+                    # invalid reply: that another caller started the same task is not its business.
                     logger.warning("an upstream handed out a task another principal owns; refused")
                     exchange.metadata.setdefault("audit", {})["task_conflict"] = task_id
-                    return deny(
-                        reasons.UPSTREAM_INVALID_REPLY,
-                        "the server answered with a task that belongs to another caller",
-                    )
+                    return deny(reasons.UPSTREAM_INVALID_REPLY, "the server sent an invalid reply")
                 self._remember(task_id, _Owner(exchange.principal, exchange.exposed_name))
                 # Links the call's audit event to the later tasks/* events of the same task.
                 exchange.metadata.setdefault("audit", {})["task_created"] = task_id
