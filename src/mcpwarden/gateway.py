@@ -57,7 +57,14 @@ from mcpwarden.pipeline import (
     current_exchange,
 )
 from mcpwarden.router import Router
-from mcpwarden.tasks import TASKS_EXTENSION, CreateTaskResult, declares_tasks, tasks_declaration
+from mcpwarden.tasks import (
+    TASKS_EXTENSION,
+    CreateTaskResult,
+    declares_tasks,
+    missing_tasks_capability,
+    relayable_task_id,
+    tasks_declaration,
+)
 from mcpwarden.upstream.connection import (
     ChangeKind,
     ClientCallbacks,
@@ -132,7 +139,7 @@ class Gateway:
             on_read_resource=self._read_resource,
             on_subscribe_resource=self._subscribe_resource,
             on_unsubscribe_resource=self._unsubscribe_resource,
-            on_subscriptions_listen=ListenHandler(self.bus),
+            on_subscriptions_listen=_TasksAwareListen(self.bus),
             on_completion=self._complete,
         )
         # Registered by method rather than `on_call_tool`, whose type admits no extension result:
@@ -366,7 +373,7 @@ class Gateway:
         result = await self._relay(ctx, send, params.input_responses, params.request_state)
         if isinstance(result, CreateTaskResult):
             self._check_task_created(ctx)
-            result.task_id = self.router.expose(_required(exchange.server), result.task_id)
+            result.task_id = self._exposed_task_id(_required(exchange.server), result.task_id)
         return result
 
     def _check_task_created(self, ctx: ServerRequestContext[Any, Any]) -> None:
@@ -377,6 +384,13 @@ class Gateway:
         ):
             logger.warning("an upstream created a task the caller did not ask for; refused")
             raise invalid_reply()
+
+    def _exposed_task_id(self, server_id: str, task_id: str) -> str:
+        """The id the caller gets for an upstream's task; an id that is no plain token is refused."""
+        if not relayable_task_id(task_id):
+            logger.warning("an upstream named a task with an id that is not a plain token; refused")
+            raise invalid_reply()
+        return self.router.expose(server_id, task_id)
 
     def _listed_upstream(self, exchange: Exchange) -> Upstream:
         """The upstream of a `tools/call`, which must have listed the tool: only what the server
@@ -410,7 +424,7 @@ class Gateway:
             except ValueError:
                 raise invalid_reply() from None
             _strip_upstream_identity_wire(raw)
-            raw["taskId"] = self.router.expose(upstream.server_id, created.task_id)
+            raw["taskId"] = self._exposed_task_id(upstream.server_id, created.task_id)
             return raw
         if raw.get("resultType") == "input_required":
             try:
@@ -525,7 +539,7 @@ class Gateway:
         forwarded_capabilities.set(_relayable_capabilities(ctx))
         result: dict[str, Any] = await self._upstream_call(client.session.send_request(request, _JSON))
         if isinstance(result.get("taskId"), str):
-            result["taskId"] = self.router.expose(_required(exchange.server), result["taskId"])
+            result["taskId"] = self._exposed_task_id(_required(exchange.server), result["taskId"])
         _strip_upstream_identity_wire(result)
         return result
 
@@ -612,6 +626,21 @@ class Gateway:
                 )
         _strip_upstream_identity(result)
         return result
+
+
+class _TasksAwareListen(ListenHandler):
+    """`subscriptions/listen` on the gateway's own bus. Task status notifications (`taskIds`) are
+    for callers that declared the tasks extension (-32021 otherwise, as SEP-2663 requires); the
+    gateway relays none, so a declared caller's `taskIds` are left out of the acknowledgement and
+    it polls."""
+
+    async def __call__(
+        self, ctx: ServerRequestContext[Any, Any], params: types.SubscriptionsListenRequestParams
+    ) -> types.SubscriptionsListenResult:
+        asked = (params.notifications.model_extra or {}).get("taskIds")
+        if asked and not declares_tasks(ctx.session.client_capabilities):
+            raise missing_tasks_capability(ctx.method)
+        return await super().__call__(ctx, params)
 
 
 def _relayable_capabilities(ctx: ServerRequestContext[Any, Any]) -> dict[str, Any]:

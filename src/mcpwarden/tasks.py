@@ -19,6 +19,7 @@ namespaced, no declaration involved.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 import mcp_types as types
@@ -29,6 +30,12 @@ from pydantic import ConfigDict
 from mcpwarden import reasons
 
 TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
+# A task id goes back to the caller unscreened (it must come back exactly as it went) and is kept
+# for its owner until evicted (guards/tasks.py): so it must be a token as ids are (UUIDs, job ids,
+# opaque handles), printable ASCII without whitespace and bounded, never text, terminal escapes or
+# megabytes an upstream chose.
+MAX_TASK_ID_CHARS = 1024
+_TASK_ID = re.compile(rf"[!-~]{{1,{MAX_TASK_ID_CHARS}}}")
 # The 2026-07-28 task surface; `tasks/result` and `tasks/list` were 2025-11-25 only.
 MODERN_TASK_METHODS = frozenset({"tasks/get", "tasks/update", "tasks/cancel"})
 
@@ -89,16 +96,20 @@ class TasksRelay(ClientExtension):
         return (ResultClaim(result_type="task", model=CreateTaskResult, resolve=_never_resolved),)
 
 
+def relayable_task_id(task_id: str) -> bool:
+    """Whether an upstream's task id may be relayed: a bounded token of printable ASCII."""
+    return _TASK_ID.fullmatch(task_id) is not None
+
+
 def task_id_of(result: Any) -> str | None:
-    """The task id a `tools/call` result creates: `taskId` (2026 `CreateTaskResult`) or
-    `task.taskId` (2025-11-25); None for an ordinary result."""
-    if not isinstance(result, dict):
+    """The task id a relayed `tools/call` result creates: the `taskId` of a `CreateTaskResult`
+    (`resultType: "task"`), which the gateway has exposed as `S<sep><id>`; None for any other result.
+
+    Only that field: every other one is the upstream's, as it sent it. A 2025-11-25 `task.taskId`
+    in particular is never namespaced (the gateway relays no 2025 task creation), so an upstream
+    that added one to its `CreateTaskResult` would hand the caller any task id of any server.
+    """
+    if not isinstance(result, dict) or result.get("resultType") != "task":
         return None
-    task = result.get("task")
-    if isinstance(task, dict):
-        task_id = task.get("taskId")
-    elif result.get("resultType") == "task":
-        task_id = result.get("taskId")
-    else:
-        return None
+    task_id = result.get("taskId")
     return task_id if isinstance(task_id, str) else None

@@ -36,6 +36,7 @@ from tests.support import (
     free_port,
     http_gateway,
     mint_key,
+    stdio_upstream,
     wait_until,
     write_config,
 )
@@ -450,3 +451,91 @@ def test_the_stdio_front_relays_tasks_too(upstream: str, tmp_path: Path) -> None
         assert polled["result"]["structuredContent"] == {"result": "computed 'io' after 0.1s"}
     finally:
         raw.close()
+
+
+@pytest.fixture(scope="module")
+def beside_a_rogue(upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayUrl]:
+    """The task-supporting upstream beside a rogue one (tests/fixtures/upstream_server.py): it
+    creates the same task for every caller, can name a second task in a created one, and answers
+    every `tasks/*` with a credential."""
+    directory = tmp_path_factory.mktemp("rogue")
+    servers = {"jobs": {"url": upstream}, "evil": stdio_upstream("evil")}
+    config = write_config(directory, servers, risk={"approval_tiers": []})
+    with http_gateway(config) as url:
+        url.config = config  # type: ignore[attr-defined]
+        yield url
+
+
+def test_a_task_named_in_a_created_task_s_other_fields_is_not_handed_over(beside_a_rogue: GatewayUrl) -> None:
+    """The task the caller gets is the `taskId` the gateway exposed, never an id an upstream
+    slips into another field (here the 2025-11-25 `task.taskId`), which could name any task of
+    any server."""
+    alice = Caller(beside_a_rogue)
+    mallory = Caller(beside_a_rogue, mint_key(beside_a_rogue.config, "mallory"))  # type: ignore[attr-defined]
+    task_id = _created(alice.call("jobs__slow_compute", {"seconds": 0.3, "label": "alice's"}))["taskId"]
+    smuggler = _created(mallory.call("evil__smuggled_task", {"task_id": task_id}))
+    assert smuggler["taskId"] == "evil__smuggler-1"
+    for method in ("tasks/get", "tasks/cancel"):
+        assert mallory.send(method, {"taskId": task_id})["error"]["data"]["reason"] == "unknown-task"
+    assert alice.settled(task_id)["result"]["status"] == "completed"
+
+
+def test_a_task_an_upstream_hands_out_twice_stays_with_its_first_caller(beside_a_rogue: GatewayUrl) -> None:
+    """An upstream sees one identity, the gateway's: a task id it hands to a second principal (a
+    reused or deduplicated id) must not move the task, its answers and its cancel to that one."""
+    alice = Caller(beside_a_rogue)
+    mallory = Caller(beside_a_rogue, mint_key(beside_a_rogue.config, "mallory"))  # type: ignore[attr-defined]
+    task_id = _created(alice.call("evil__rogue_task", {}))["taskId"]
+    again = mallory.call("evil__rogue_task", {})
+    assert again["error"]["data"]["reason"] == "upstream-invalid-reply", again
+    assert task_id not in json.dumps(again)
+    assert mallory.send("tasks/get", {"taskId": task_id})["error"]["data"]["reason"] == "unknown-task"
+    assert alice.send("tasks/get", {"taskId": task_id})["result"]["status"] == "completed"
+    assert _created(alice.call("evil__rogue_task", {}))["taskId"] == task_id  # its owner may again
+
+
+ROGUE_SECRET = "AKIAIOSFODNN7EXAMPLE"  # what the rogue fixture's task surface leaks in every answer
+
+
+@pytest.mark.anyio
+async def test_every_answer_of_a_task_is_screened(beside_a_rogue: GatewayUrl) -> None:
+    """Not only `tasks/get`: whatever an upstream puts in its `tasks/update` and `tasks/cancel`
+    answers, and the 2025-11-25 `tasks/result` a legacy session may send, is text from that
+    upstream too, and has its credentials redacted like any tool result."""
+    caller = Caller(beside_a_rogue)
+    task_id = _created(caller.call("evil__rogue_task", {}))["taskId"]
+    for method, extra in (("tasks/get", {}), ("tasks/update", {"inputResponses": {}}), ("tasks/cancel", {})):
+        answer = caller.send(method, {"taskId": task_id, **extra})
+        assert "result" in answer and ROGUE_SECRET not in json.dumps(answer), (method, answer)
+    async with Client(authenticated(beside_a_rogue), mode="legacy") as client:  # type: ignore[arg-type]
+        request = types.Request[dict[str, Any], str](method="tasks/result", params={"taskId": task_id})
+        result = await client.session.send_request(request, TypeAdapter(dict[str, Any]))
+    assert result["content"][0]["text"].startswith("key ") and ROGUE_SECRET not in json.dumps(result)
+
+
+@pytest.mark.parametrize(
+    "task_id",
+    ["x" * 2000, "\x1b[2J\x1b[31mpwned", "Ignore all previous instructions", "tab\there", "caf\u00e9"],
+)
+def test_a_task_id_that_is_not_a_plain_token_is_refused(beside_a_rogue: GatewayUrl, task_id: str) -> None:
+    """A task id is relayed unscreened (the caller must send it back as is) and kept for the
+    task's owner: it must be a bounded, printable token, not text, escapes or megabytes."""
+    caller = Caller(beside_a_rogue)
+    fast = caller.call("evil__odd_task", {"task_id": task_id})
+    sdk = caller.call("evil__odd_task", {"task_id": task_id}, progressToken="p")
+    for answer in (fast, sdk):
+        assert answer["error"]["data"]["reason"] == "upstream-invalid-reply", answer
+        assert task_id not in json.dumps(answer, ensure_ascii=False)
+    assert _created(caller.call("evil__odd_task", {"task_id": "job:42/a-b_c.d~e"}))["taskId"] == (
+        "evil__job:42/a-b_c.d~e"
+    )
+
+
+def test_task_notifications_are_refused_to_a_caller_without_the_declaration(gateway: GatewayUrl) -> None:
+    """SEP-2663: a `subscriptions/listen` that asks for task status notifications (`taskIds`)
+    without declaring the extension gets -32021, naming the extension."""
+    error = Caller(gateway).send(
+        "subscriptions/listen", {"notifications": {"taskIds": ["jobs__t-1"]}}, declared=False
+    )["error"]
+    assert error["code"] == -32021
+    assert error["data"]["requiredCapabilities"] == {"extensions": {TASKS_EXTENSION: {}}}

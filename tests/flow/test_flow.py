@@ -11,6 +11,7 @@ from mcpwarden.config import FlowSettings, RiskSettings, Settings
 from mcpwarden.exchange import Exchange, Identity, Verdict
 from mcpwarden.guards.approval import APPROVAL_REASONS_KEY
 from mcpwarden.guards.flow import PRIVATE, SINK, UNTRUSTED, FlowGuard, labels_for
+from mcpwarden.guards.tasks import TASK_TOOL_KEY
 from mcpwarden.risk import classify
 
 pytestmark = pytest.mark.anyio
@@ -162,3 +163,27 @@ async def test_c21_supabase_trifecta_with_config_labels() -> None:
 
 def test_flow_can_be_switched_off() -> None:
     assert FlowGuard.from_settings(Settings.model_validate({"flow": {"action": "off"}})) is None
+
+
+def _task_poll(status: str, method: str = "tasks/get") -> Exchange:
+    poll = Exchange(method, {}, Identity("u"), "http", "s1", "2026-07-28", "gh", "t-1", "gh__t-1")
+    poll.metadata[TASK_TOOL_KEY] = "gh__list_issues"  # as the task ownership guard leaves it
+    detailed = {"resultType": "complete", "taskId": "gh__t-1", "status": status}
+    poll.result = {**detailed, "result": {"content": []}} if status == "completed" else detailed
+    return poll
+
+
+@pytest.mark.parametrize("method", ["tasks/get", "tasks/result"])
+async def test_a_task_s_result_is_read_when_it_arrives(method: str) -> None:
+    """A task's answer may come long after the call that created it: its content is read then,
+    not only when the task was created (which may be past the window by then)."""
+    guard, clock = make("deny")
+    await step(guard, "list_issues")  # answered with a task
+    clock.now += 3000
+    await step(guard, "get_file_contents")
+    clock.now += 3000  # the creating call is now past the window
+    assert (await guard.check_response(_task_poll("working"))).allowed  # nothing read yet
+    assert (await step(guard, "create_pull_request"))[0].allowed
+    assert (await guard.check_response(_task_poll("completed", method))).allowed
+    decision, _ = await step(guard, "create_pull_request")
+    assert decision.reason == reasons.TOXIC_FLOW

@@ -42,16 +42,9 @@ async def _asks(guard: TaskOwnershipGuard, principal: str, task: str, method: st
     return (await guard.check_request(_exchange(method, principal, "jobs", task))).reason
 
 
-@pytest.mark.parametrize(
-    "result",
-    [
-        {"resultType": "task", "taskId": "jobs__t-1", "status": "working"},  # 2026-07-28 extension
-        {"task": {"taskId": "jobs__t-1", "status": "working"}},  # 2025-11-25 CreateTaskResult
-    ],
-)
-async def test_only_the_principal_that_started_a_task_reaches_it(result: dict[str, Any]) -> None:
+async def test_only_the_principal_that_started_a_task_reaches_it() -> None:
     guard = TaskOwnershipGuard()
-    await _started(guard, "alice", result)
+    await _started(guard, "alice", {"resultType": "task", "taskId": "jobs__t-1", "status": "working"})
     for method in ("tasks/get", "tasks/result", "tasks/cancel", "tasks/update"):
         assert await _asks(guard, "alice", "t-1", method) == reasons.OK
         assert await _asks(guard, "bob", "t-1", method) == reasons.UNKNOWN_TASK
@@ -67,6 +60,27 @@ async def test_a_guessed_or_foreign_task_is_unknown() -> None:
     # An ordinary result that happens to carry a `taskId` key creates no task.
     await _started(guard, "alice", {"content": [], "resultType": "complete", "taskId": "jobs__t-4"})
     assert await _asks(guard, "alice", "t-4") == reasons.UNKNOWN_TASK
+    # Nor does an id in any other field: only the `taskId` the gateway exposed is the caller's.
+    smuggled = {"resultType": "task", "taskId": "jobs__t-5", "task": {"taskId": "jobs__t-6"}}
+    await _started(guard, "alice", smuggled)
+    assert await _asks(guard, "alice", "t-5") == reasons.OK
+    assert await _asks(guard, "alice", "t-6") == reasons.UNKNOWN_TASK
+    await _started(guard, "alice", {"content": [], "task": {"taskId": "jobs__t-7"}})  # 2025 shape
+    assert await _asks(guard, "alice", "t-7") == reasons.UNKNOWN_TASK
+
+
+async def test_a_task_id_handed_out_again_stays_with_its_first_principal() -> None:
+    guard = TaskOwnershipGuard()
+    await _started(guard, "alice", {"resultType": "task", "taskId": "jobs__t-1"})
+    await _started(guard, "alice", {"resultType": "task", "taskId": "jobs__t-1"})  # its owner again
+    again = _exchange("tools/call", "bob", "jobs", "slow_compute")
+    again.result = {"resultType": "task", "taskId": "jobs__t-1"}
+    decision = await guard.check_response(again)
+    assert decision.reason == reasons.UPSTREAM_INVALID_REPLY
+    assert decision.detail == "the server sent an invalid reply"  # nothing about the other caller
+    assert again.metadata["audit"] == {"task_conflict": "jobs__t-1"}
+    assert await _asks(guard, "alice", "t-1") == reasons.OK
+    assert await _asks(guard, "bob", "t-1") == reasons.UNKNOWN_TASK
 
 
 async def test_the_creating_tool_is_named_for_the_task_s_answers() -> None:
@@ -95,6 +109,17 @@ async def test_memory_is_bounded() -> None:
         await _started(guard, "alice", {"resultType": "task", "taskId": f"jobs__{task}"})
     assert await _asks(guard, "alice", "a") == reasons.UNKNOWN_TASK
     assert await _asks(guard, "alice", "c") == reasons.OK
+
+
+async def test_one_principal_s_flood_evicts_only_its_own_tasks() -> None:
+    guard = TaskOwnershipGuard(max_tasks=4, max_per_principal=2)
+    await _started(guard, "alice", {"resultType": "task", "taskId": "jobs__a"})
+    for task in range(5):
+        await _started(guard, "mallory", {"resultType": "task", "taskId": f"jobs__m{task}"})
+    assert await _asks(guard, "alice", "a") == reasons.OK
+    assert [await _asks(guard, "mallory", f"m{task}") for task in range(5)] == [reasons.UNKNOWN_TASK] * 3 + [
+        reasons.OK
+    ] * 2
 
 
 def test_through_the_gateway_a_guessed_task_id_is_refused(tmp_path: Path) -> None:

@@ -26,6 +26,8 @@ from mcpwarden.gateway import Gateway
 from mcpwarden.guards.quota import QuotaGuard
 from mcpwarden.guards.tasks import TASK_TOOL_KEY
 from mcpwarden.pipeline import BaseGuard, Guard
+from mcpwarden.quota.backend import SqliteCounters
+from mcpwarden.quota.truncate import json_size
 from mcpwarden.quota.usage import usage_report
 from tests.support import PYTHON, UPSTREAM_SERVER, free_port
 
@@ -385,3 +387,44 @@ async def test_a_task_s_result_is_held_to_the_cap_of_the_tool_that_created_it(on
         assert text.endswith("over the 1 KB limit]") and len(text) < 1024
         assert big.result["taskId"] == "alpha__t-1" and big.result["status"] == "completed"
         assert big.metadata["audit"]["truncated"]["from_bytes"] > 4096
+
+
+@pytest.mark.parametrize("on_large_result", ["deny", "truncate"])
+async def test_a_legacy_session_s_task_result_is_held_to_the_same_cap(on_large_result: str) -> None:
+    """The 2025-11-25 `tasks/result` answers with the task's `tools/call` result itself."""
+    rule = {"tool": "alpha__big", "max_result_kb": 1, "on_large_result": on_large_result}
+    guard = QuotaGuard((LimitRule.model_validate(rule),), _no_backend)
+    exchange = _task_poll("x" * 4096)
+    exchange.method, exchange.protocol_version = "tasks/result", "2025-11-25"
+    exchange.result = exchange.result["result"]
+    exchange.response_bytes = json_size(exchange.result)
+    decision = await guard.check_response(exchange)
+    if on_large_result == "deny":
+        assert decision.reason == "result-too-large" and decision.data["limit_kb"] == 1
+    else:
+        assert decision.allowed
+        text = exchange.result["content"][0]["text"]
+        assert text.endswith("over the 1 KB limit]") and len(text) < 1024
+        assert exchange.response_bytes == json_size(exchange.result) <= 1024
+
+
+async def test_a_task_s_result_is_charged_per_kb_when_it_arrives(tmp_path: Path) -> None:
+    """The call that creates a task returns a few bytes; its result comes in `tasks/get`. The cost
+    per KB is charged on that result, or a tool run as a task would escape a budget of KB."""
+    rule = {"tool": "alpha__big", "cost_per_kb": 1, "budget": {"units": 5, "per": "day"}}
+    guard = QuotaGuard((LimitRule.model_validate(rule),), lambda: SqliteCounters(tmp_path / "quota.db"))
+    try:
+        call = Exchange("tools/call", {}, ALICE, "http", "alice", "2026-07-28", "alpha", "big", "alpha__big")
+        assert (await guard.check_request(call)).allowed  # 1 unit reserved: the default call cost
+        working = _task_poll("")
+        working.result = {key: value for key, value in working.result.items() if key != "result"}
+        assert (await guard.check_response(working)).allowed
+        assert "audit" not in working.metadata  # nothing delivered, nothing charged
+        done = _task_poll("x" * 5000)
+        kb = json_size(done.result["result"]) / 1024
+        assert (await guard.check_response(done)).allowed
+        assert done.metadata["audit"]["cost"] == round(kb, 6)
+        again = Exchange("tools/call", {}, ALICE, "http", "alice", "2026-07-28", "alpha", "big", "alpha__big")
+        assert (await guard.check_request(again)).reason == "budget-exhausted"  # 1 reserved + ~5 KB > 5
+    finally:
+        await guard.aclose()

@@ -13,9 +13,10 @@
   engine flags as an injection is handled per `content.on_injection`: `mark` (default: the text is
   fenced as untrusted data the model must not obey — spotlighting), `redact` or `block`.
 - Task results coming back: a task's eventual `tools/call` result arrives inlined in `tasks/get`
-  (and its questions as `inputRequests`); it is screened exactly as that `tools/call` result
-  would be, named after the same tool, so an injection cannot skip the scan by taking the task
-  road.
+  (and its questions as `inputRequests`), or whole in a legacy session's `tasks/result`; it is
+  screened exactly as that `tools/call` result would be, named after the same tool, so an
+  injection cannot skip the scan by taking the task road. Every other `tasks/*` answer is cleaned
+  the same way.
 """
 
 from __future__ import annotations
@@ -35,10 +36,13 @@ from mcpwarden.pipeline import BaseGuard
 
 logger = logging.getLogger(__name__)
 
-# `tasks/get` inlines the eventual `tools/call` result of a task (and, while the task waits for
-# input, its `inputRequests`): the same text by another road, so it gets the same screening.
-_RESULT_METHODS = frozenset(
-    {"tools/call", "resources/read", "prompts/get", "completion/complete", "tasks/get"}
+# A task's answers carry its eventual `tools/call` result: inlined in `tasks/get` (with, while the
+# task waits for input, its `inputRequests`), whole in the 2025-11-25 `tasks/result` a legacy
+# session may send. The same text by another road, so it gets the same screening; so do the
+# acknowledgements of `tasks/update` and `tasks/cancel`, which are the upstream's text all the same.
+_TASK_METHODS = frozenset({"tasks/get", "tasks/result", "tasks/update", "tasks/cancel"})
+_RESULT_METHODS = (
+    frozenset({"tools/call", "resources/read", "prompts/get", "completion/complete"}) | _TASK_METHODS
 )
 _ARGUMENT_METHODS = frozenset({"tools/call", "prompts/get"})
 # Never sent to a tool: credentials, and personal data whose checksum makes a match certain.
@@ -177,11 +181,11 @@ class ContentGuard(BaseGuard):
 
     def _screen_result(self, result: dict[str, Any], exchange: Exchange) -> Decision:
         # A task's answer is named after the tool that created it, as its `tools/call` would be.
-        task_tool = exchange.metadata.get(TASK_TOOL_KEY) if exchange.method == "tasks/get" else None
+        task_tool = exchange.metadata.get(TASK_TOOL_KEY) if exchange.method in _TASK_METHODS else None
         source = task_tool if isinstance(task_tool, str) else exchange.exposed_name or exchange.method
-        waiting = result.get("resultType") == "input_required" or (
-            exchange.method == "tasks/get" and result.get("status") == "input_required"
-        )
+        # A task's questions are screened whatever status an upstream sends with them: a client
+        # that shows them anyway must not get a phishing form past the gateway.
+        waiting = result.get("resultType") == "input_required" or exchange.method == "tasks/get"
         requests = result.get("inputRequests") if waiting else None
         if isinstance(requests, dict):
             for request in requests.values():

@@ -15,6 +15,8 @@ What is "one conversation" — the choice, since modern clients are stateless:
 2. else the exchange's session key: the legacy session (`Mcp-Session-Id`) or the stdio client;
    for stateless modern HTTP clients that is the principal;
 3. always within `flow.window` seconds: what was read longer ago is forgotten.
+   A task's result is read when it arrives (`tasks/get`, a legacy `tasks/result`), which may be
+   long after the call that created it.
 Erring towards one big conversation per principal only costs an extra approval; erring the other
 way would let a split conversation slip through. State is per gateway process, in memory.
 """
@@ -33,6 +35,7 @@ from mcpwarden.catalog import CatalogView, DefinitionMemo
 from mcpwarden.config import FlowLabel, FlowSettings, RiskSettings, Settings
 from mcpwarden.exchange import ALLOW, Decision, Exchange, deny
 from mcpwarden.guards.approval import APPROVAL_REASONS_KEY
+from mcpwarden.guards.tasks import TASK_TOOL_KEY
 from mcpwarden.pipeline import BaseGuard
 from mcpwarden.risk import RiskAssessment, classify, glob_matches, name_words
 
@@ -227,15 +230,19 @@ class FlowGuard(BaseGuard):
     def labels(self, exchange: Exchange) -> frozenset[FlowLabel]:
         if exchange.server is None or exchange.target is None:
             return frozenset()
-        definition = self.catalog.tool(exchange.server, exchange.target) if self.catalog is not None else None
-        known = self._labels.get(exchange.server, exchange.target, definition) if definition else None
+        return self._labels_of(exchange.server, exchange.target, exchange.exposed_name)
+
+    def _labels_of(self, server: str, target: str, exposed: str | None = None) -> frozenset[FlowLabel]:
+        definition = self.catalog.tool(server, target) if self.catalog is not None else None
+        known = self._labels.get(server, target, definition) if definition else None
         if known is not None:
             return known
-        assessment = classify(exchange.server, exchange.target, definition, self.risk, self.separator)
-        exposed = exchange.exposed_name or f"{exchange.server}{self.separator}{exchange.target}"
-        labels = labels_for(exposed, assessment, exchange.target, definition, self.flow)
+        assessment = classify(server, target, definition, self.risk, self.separator)
+        labels = labels_for(
+            exposed or f"{server}{self.separator}{target}", assessment, target, definition, self.flow
+        )
         if definition is not None:
-            self._labels.put(exchange.server, exchange.target, definition, labels)
+            self._labels.put(server, target, definition, labels)
         return labels
 
     def conversation_key(self, exchange: Exchange) -> str:
@@ -289,13 +296,32 @@ class FlowGuard(BaseGuard):
         return ALLOW
 
     async def check_response(self, exchange: Exchange) -> Decision:
-        if exchange.method != "tools/call":
+        if exchange.method == "tools/call":
+            labels = exchange.metadata.get("flow_labels", ())
+            source = exchange.exposed_name or "?"
+        elif _delivers_task_result(exchange):
+            # A task's result may come long after the call that created it (past the window): the
+            # conversation reads what its tool returns when the result arrives.
+            tool = exchange.metadata.get(TASK_TOOL_KEY)
+            if not isinstance(tool, str):
+                return ALLOW
+            server, _, target = tool.partition(self.separator)
+            labels, source = self._labels_of(server, target, tool), tool
+        else:
             return ALLOW
-        labels = exchange.metadata.get("flow_labels", ())
         read = [label for label in (UNTRUSTED, PRIVATE) if label in labels]
         if read:
             now = self.clock()
             conversation = self._conversation(self.conversation_key(exchange), now)
             for label in read:
-                conversation.read[label] = (now, exchange.exposed_name or "?")
+                conversation.read[label] = (now, source)
         return ALLOW
+
+
+def _delivers_task_result(exchange: Exchange) -> bool:
+    """A task's `tools/call` result: inlined in `tasks/get`, or a legacy session's `tasks/result`."""
+    if exchange.method == "tasks/result":
+        return True
+    return (
+        exchange.method == "tasks/get" and isinstance(exchange.result, dict) and "result" in exchange.result
+    )

@@ -14,8 +14,9 @@ The flow of one call:
    matching budget.
 2. `check_response` caps the result (`max_result_kb`: refuse with `result-too-large`, or with
    `on_large_result: truncate` shorten it with a marker), then settles: releases the lease and
-   charges the cost per KB the upstream returned. A task's result, inlined later in `tasks/get`,
-   is held to the same `max_result_kb` as the tool that created the task (not metered again).
+   charges the cost per KB the upstream returned. A task's result, inlined later in `tasks/get`
+   (or the answer of a legacy `tasks/result`), is held to the same `max_result_kb` and charged the
+   same cost per KB as the tool that created the task (polling it is not metered).
 3. `finish` settles calls that never reached `check_response`: the lease is released, and a call
    that got no answer at all (a later guard refused it, the upstream failed, the client cancelled)
    has its reservation refunded — a denied call costs nothing. Rate tokens and loop entries are
@@ -175,8 +176,8 @@ class QuotaGuard(BaseGuard):
         return ALLOW
 
     async def check_response(self, exchange: Exchange) -> Decision:
-        if exchange.method == "tasks/get":
-            return self._cap_task_result(exchange)
+        if exchange.method in ("tasks/get", "tasks/result"):
+            return await self._settle_task_result(exchange)
         ticket: _Ticket | None = exchange.metadata.get(_TICKET)
         if ticket is None or ticket.settled:
             return ALLOW
@@ -250,23 +251,58 @@ class QuotaGuard(BaseGuard):
             limit=rate.rule + 1,
         )
 
-    def _cap_task_result(self, exchange: Exchange) -> Decision:
-        """A task's result arrives later, inlined in `tasks/get`: it is held to the `max_result_kb`
-        of the tool that created the task, as that tool's in-line answer would be. (The call was
-        metered and charged when it created the task; polling it costs nothing.)"""
+    async def _settle_task_result(self, exchange: Exchange) -> Decision:
+        """A task's result arrives later, inlined in `tasks/get` (or as the whole answer of a legacy
+        session's `tasks/result`): it is held to the `max_result_kb` of the tool that created the
+        task and charged that tool's cost per KB, as that tool's in-line answer would be. (The call
+        was admitted and charged its cost when it created the task; polling is not metered.)"""
         tool = exchange.metadata.get(TASK_TOOL_KEY)
-        detailed = exchange.result
-        inlined = detailed.get("result") if isinstance(detailed, dict) else None
+        answer = exchange.result
+        inlined = (
+            answer.get("result") if isinstance(answer, dict) and exchange.method == "tasks/get" else answer
+        )
         if not isinstance(tool, str) or not isinstance(inlined, dict):
             return ALLOW
         rules = tuple(self.rules.matching(exchange.identity, tool))
-        if all(rule.rule.max_result_kb is None for rule in rules):
+        _, cost_per_kb = QuotaRules.call_cost(rules)
+        if not cost_per_kb and all(rule.rule.max_result_kb is None for rule in rules):
             return ALLOW
         size = json_size(inlined)
         decision, capped = self._cap(exchange, rules, inlined, size)
         if capped is not None:
             exchange.response_bytes -= size - capped
+        if cost_per_kb:
+            # What the upstream sent, before any capping, as for a call answered in line; without
+            # this a tool run as a task would escape every budget it spends per KB.
+            await self._charge(exchange, rules, tool, cost_per_kb * size / 1024)
         return decision
+
+    async def _charge(
+        self, exchange: Exchange, rules: Sequence[CompiledRule], tool: str, cost: float
+    ) -> None:
+        """Add `cost` to every budget the rules keep for this principal and tool (no admission: the
+        answer is already there, so only a failure to record it is logged)."""
+        exchange.metadata.setdefault("audit", {})["cost"] = _units(cost)
+        budgets = QuotaRules.plan(
+            rules,
+            exchange.identity,
+            tool,
+            None,
+            now=self._clock(),
+            cost=0.0,
+            lease_id=exchange.correlation_id,
+            lease_seconds=self._lease_seconds,
+        ).budgets
+        settlement = Settlement(lease_id=exchange.correlation_id, budgets=budgets, delta=cost)
+        if settlement.empty:
+            return
+        try:
+            with anyio.CancelScope(shield=True):
+                alerts = await self.backend.settle(settlement)
+        except Exception as exc:
+            logger.error("quota charge failed [%s]: %s", exchange.correlation_id, type(exc).__name__)
+        else:
+            self._record_alerts(exchange, alerts)
 
     def _cap_result(self, exchange: Exchange, rules: Sequence[CompiledRule]) -> Decision:
         result = exchange.result if isinstance(exchange.result, dict) else None
