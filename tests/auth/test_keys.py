@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import sqlite3
 import stat
@@ -29,6 +31,18 @@ def test_the_secret_is_never_stored(tmp_path: Path) -> None:
     store.close()
     raw = b"".join(path.read_bytes() for path in tmp_path.iterdir() if path.is_file())
     assert secret.encode() not in raw and key.encode() not in raw
+
+
+def test_the_stored_digest_is_hmac_sha256_of_id_and_secret_under_the_pepper(tmp_path: Path) -> None:
+    """The on-disk format: keys minted by any release keep verifying after an upgrade."""
+    store = ApiKeyStore(tmp_path)
+    record, key = store.create("alice")
+    store.close()
+    secret = key.rsplit("_", 1)[1]
+    pepper = (tmp_path / "api_key_pepper").read_bytes()
+    with sqlite3.connect(keys_db_path(tmp_path)) as db:
+        (stored,) = db.execute("SELECT digest FROM api_keys WHERE id = ?", (record.id,)).fetchone()
+    assert stored == hmac.new(pepper, f"{record.id}.{secret}".encode(), hashlib.sha256).hexdigest()
 
 
 def test_state_files_are_private(tmp_path: Path) -> None:
