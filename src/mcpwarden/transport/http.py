@@ -163,6 +163,9 @@ class WireCheckMiddleware:
         return body, decoded, None
 
 
+_PADDING = (b" ", b"\t")
+
+
 def _without_padded_values(scope: Scope) -> Scope:
     """The scope with header values trimmed. A field value excludes the whitespace around it (RFC
     9110 5.5); the httptools parser keeps it, and `Mcp-Name:  tool ` must still match the body's
@@ -171,9 +174,6 @@ def _without_padded_values(scope: Scope) -> Scope:
     if not any(value[:1] in _PADDING or value[-1:] in _PADDING for _, value in headers):
         return scope
     return {**scope, "headers": [(name, value.strip(b" \t")) for name, value in headers]}
-
-
-_PADDING = (b" ", b"\t")
 
 
 class HttpFastLane:
