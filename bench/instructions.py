@@ -45,7 +45,7 @@ SLOW = 600  # seconds: everything is slow under valgrind
 
 def callgrind(out: Path) -> list[str]:
     # One output file per thread, so the event loop's work is seen apart from the writer thread's.
-    return ["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={out}.%p"]
+    return ["valgrind", "-q", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={out}.%p"]
 
 
 def instructions_per_thread(out: Path, calls: int) -> list[float]:
