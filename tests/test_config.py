@@ -76,6 +76,8 @@ def test_mcpservers_shape_is_accepted(tmp_path: Path) -> None:
         ("servers:\n  a:\n    url: ftp://x\n", "'url' must start with http:// or https://"),
         ("servers:\n  a: {command: x, url: 'http://y'}\n", "give either 'command'"),
         ("servers:\n  a__b:\n    command: x\n", "contains the separator"),
+        ("servers:\n  a_:\n    command: x\n", "ends with part of the separator"),
+        ("servers:\n  a-:\n    command: x\ngateway: {separator: '--'}\n", "ends with part of the separator"),
         ("limits:\n  - rate: 5/x\n", "mcpwarden.yaml:2: key 'limits.0.rate'"),
         ("servers: [1, 2\n", "mcpwarden.yaml: line"),
         ("- just a list\n", "top level must be a mapping"),

@@ -584,10 +584,17 @@ class Settings(_Model):
 
     @model_validator(mode="after")
     def _ids_do_not_contain_separator(self) -> Settings:
+        separator = self.gateway.separator
         for server_id in self.servers:
-            if self.gateway.separator in server_id:
+            if separator in server_id:
                 raise ValueError(
-                    f"server id {server_id!r} contains the separator {self.gateway.separator!r}, "
+                    f"server id {server_id!r} contains the separator {separator!r}, "
+                    "so exposed names could not be mapped back to it"
+                )
+            # `a_` + `__` + `x` is `a___x`, which reads back as server `a`, tool `_x`.
+            if (server_id + separator).find(separator) != len(server_id):
+                raise ValueError(
+                    f"server id {server_id!r} ends with part of the separator {separator!r}, "
                     "so exposed names could not be mapped back to it"
                 )
         return self
