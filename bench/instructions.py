@@ -34,7 +34,17 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from overhead import BARE_RELAY, PY, TRIVIAL, find_pid, free_port, process, wait_http
+from overhead import (
+    BARE_RELAY,
+    PY,
+    TRIVIAL,
+    find_pid,
+    free_port,
+    http_gateway_config,
+    process,
+    serve_args,
+    wait_http,
+)
 
 WARMUP = 30
 # The protocol version, pinned: a client in "auto" mode probes with `server/discover`, which can time
@@ -107,38 +117,9 @@ async def relayed_client(
             async with Client(transport, mode=MODERN) as client:
                 yield client, "add", proc.pid
     else:  # gateway http: an API key, a policy grant, the audit trail, as in bench/overhead.py
-        config = workdir / "http.yaml"
-        config.write_text(
-            json.dumps(
-                {
-                    "servers": {"t": {"url": upstream_url}},
-                    "state_dir": str(workdir / "state-http"),
-                    "policy": {"allow": [{"principal": "bench", "tool": "t__*"}]},
-                    "gateway": {"request_timeout": SLOW},
-                }
-            )
-        )
-        minted = subprocess.run(
-            [PY, "-m", "mcpwarden.cli", "keys", "create", "--principal", "bench", "-c", str(config)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        key = minted.stdout.strip().splitlines()[-1]
+        config, key = http_gateway_config(workdir, upstream_url, request_timeout=SLOW)
         port = free_port()
-        args = [
-            *valgrind,
-            PY,
-            "-m",
-            "mcpwarden.cli",
-            "serve",
-            "-c",
-            str(config),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ]
+        args = [*valgrind, *serve_args(config, port)]
         with process(args, workdir / "gateway-http.log") as proc:
             wait_http(f"http://127.0.0.1:{port}/healthz", timeout=SLOW)
             http = create_mcp_http_client(headers={"Authorization": f"Bearer {key}"}, timeout=SLOW)

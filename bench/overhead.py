@@ -99,6 +99,42 @@ def find_pid(marker: str) -> int | None:
     return None
 
 
+def http_gateway_config(workdir: Path, upstream_url: str, **gateway: object) -> tuple[Path, str]:
+    """The whole stack a deployment runs over HTTP: the config file (one upstream, a policy grant,
+    the audit trail in its state directory) and an API key minted for principal `bench`."""
+    config = workdir / "http.yaml"
+    settings: dict[str, object] = {
+        "servers": {"t": {"url": upstream_url}},
+        "state_dir": str(workdir / "state-http"),
+        "policy": {"allow": [{"principal": "bench", "tool": "t__*"}]},
+    }
+    if gateway:
+        settings["gateway"] = gateway
+    config.write_text(json.dumps(settings))
+    minted = subprocess.run(
+        [PY, "-m", "mcpwarden.cli", "keys", "create", "--principal", "bench", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return config, minted.stdout.strip().splitlines()[-1]
+
+
+def serve_args(config: Path, port: int) -> list[str]:
+    return [
+        PY,
+        "-m",
+        "mcpwarden.cli",
+        "serve",
+        "-c",
+        str(config),
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+
+
 async def _no_progress(progress: float, total: float | None, message: str | None) -> None:
     """Never called (the tool reports none); asking for progress keeps a call off the fast lane."""
 
@@ -184,37 +220,9 @@ async def path_client(
             async with Client(f"http://127.0.0.1:{port}/mcp") as client:
                 yield client, "add", proc.pid
     else:
-        # The whole stack a deployment runs: an API key, a policy grant, the audit trail.
-        config = workdir / "http.yaml"
-        config.write_text(
-            json.dumps(
-                {
-                    "servers": {"t": {"url": upstream_url}},
-                    "state_dir": str(workdir / "state-http"),
-                    "policy": {"allow": [{"principal": "bench", "tool": "t__*"}]},
-                }
-            )
-        )
-        minted = subprocess.run(
-            [PY, "-m", "mcpwarden.cli", "keys", "create", "--principal", "bench", "-c", str(config)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        key = minted.stdout.strip().splitlines()[-1]
+        config, key = http_gateway_config(workdir, upstream_url)
         port = free_port()
-        args = [
-            PY,
-            "-m",
-            "mcpwarden.cli",
-            "serve",
-            "-c",
-            str(config),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ]
+        args = serve_args(config, port)
         with process(args, workdir / "gateway-http.log") as proc:
             wait_http(f"http://127.0.0.1:{port}/healthz")
             http = create_mcp_http_client(headers={"Authorization": f"Bearer {key}"})
