@@ -26,8 +26,8 @@ def test_a_minted_key_verifies_and_carries_its_principal_and_roles(tmp_path: Pat
 
 def test_the_secret_is_never_stored(tmp_path: Path) -> None:
     store = ApiKeyStore(tmp_path)
-    _, key = store.create("alice")
-    secret = key.rsplit("_", 1)[1]
+    record, key = store.create("alice")
+    secret = key.removeprefix(f"{KEY_PREFIX}{record.id}_")  # the secret may hold '_' itself
     store.close()
     raw = b"".join(path.read_bytes() for path in tmp_path.iterdir() if path.is_file())
     assert secret.encode() not in raw and key.encode() not in raw
@@ -116,7 +116,8 @@ def test_keys_cli_create_list_revoke(tmp_path: Path) -> None:
     listed = run_keys(config, "list", "--format", "json")
     rows = json.loads(listed.stdout)
     assert [(r["principal"], r["roles"], r["revoked"]) for r in rows] == [("ci-bot", ["dev", "ops"], None)]
-    assert key not in listed.stdout and key.rsplit("_", 1)[1] not in run_keys(config, "list").stdout
+    secret = key.removeprefix(f"{KEY_PREFIX}{rows[0]['id']}_")  # the secret may hold '_' itself
+    assert key not in listed.stdout and secret not in run_keys(config, "list").stdout
 
     revoked = run_keys(config, "revoke", rows[0]["id"])
     assert revoked.returncode == 0
