@@ -43,6 +43,7 @@ from overhead import (
     http_gateway_config,
     process,
     serve_args,
+    trivial_http_upstream,
     wait_http,
 )
 
@@ -162,10 +163,7 @@ async def main() -> None:
     results: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        port = free_port()
-        with process([PY, str(TRIVIAL), "--http", str(port)], workdir / "upstream.log"):
-            upstream_url = f"http://127.0.0.1:{port}/mcp"
-            wait_http(upstream_url)
+        with trivial_http_upstream(workdir) as upstream_url:
             for name in paths:
                 with anyio.fail_after(SLOW * 2):
                     results[name] = await measure(name, workdir, upstream_url, args.calls)

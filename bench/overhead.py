@@ -73,6 +73,16 @@ def process(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
                 proc.kill()
 
 
+@contextlib.contextmanager
+def trivial_http_upstream(workdir: Path) -> Iterator[str]:
+    """The trivial server on Streamable HTTP for the whole run; yields its MCP URL once it answers."""
+    port = free_port()
+    with process([PY, str(TRIVIAL), "--http", str(port)], workdir / "upstream.log"):
+        url = f"http://127.0.0.1:{port}/mcp"
+        wait_http(url)
+        yield url
+
+
 def rss_mb(pid: int) -> float:
     with contextlib.suppress(OSError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -255,10 +265,7 @@ async def main() -> None:
     results: dict[str, list[dict[str, float]]] = {name: [] for name in paths}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        port = free_port()
-        with process([PY, str(TRIVIAL), "--http", str(port)], workdir / "upstream.log"):
-            upstream_url = f"http://127.0.0.1:{port}/mcp"
-            wait_http(upstream_url)
+        with trivial_http_upstream(workdir) as upstream_url:
             for round_index in range(args.rounds):
                 for name in paths:
                     with anyio.fail_after(300):

@@ -163,12 +163,8 @@ class ApiKeyStore:
         return hmac.digest(self._pepper, f"{key_id}.{secret}".encode(), "sha256").hex()
 
 
-def _record(row: tuple[object, ...]) -> ApiKey:
-    return _parsed_record(*row)
-
-
 @functools.lru_cache(maxsize=1024)
-def _parsed_record(*row: object) -> ApiKey:
+def _record(row: tuple[object, ...]) -> ApiKey:
     """A stored row as a key, parsed once per distinct row (it is read on every HTTP request, and
     the record is immutable; a revoked key's row differs from its active one)."""
     roles = json.loads(str(row[2]))
