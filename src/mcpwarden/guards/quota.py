@@ -186,22 +186,23 @@ class QuotaGuard(BaseGuard):
         ticket.settled = True
         per_kb = ticket.cost_per_kb * returned / 1024
         exchange.metadata.setdefault("audit", {})["cost"] = _units(ticket.admission.cost + per_kb)
-        settlement = ticket.settlement(per_kb)
-        if not settlement.empty:
-            try:
-                with anyio.CancelScope(shield=True):
-                    alerts = await self.backend.settle(settlement)
-            except Exception as exc:
-                # The answer exists; refusing it now would not give anything back. The lease expires.
-                logger.error(
-                    "quota settlement failed [%s]: %s (lease expires in %.0f s)",
-                    exchange.correlation_id,
-                    type(exc).__name__,
-                    self._lease_seconds,
-                )
-            else:
-                self._record_alerts(exchange, alerts)
+        await self._settle_now(
+            exchange, ticket.settlement(per_kb), f"settlement (lease expires in {self._lease_seconds:.0f} s)"
+        )
         return decision
+
+    async def _settle_now(self, exchange: Exchange, settlement: Settlement, what: str) -> None:
+        """Record `settlement` in the backend before the answer goes out. The answer exists, so
+        refusing it now would not give anything back: a failure is logged, never raised."""
+        if settlement.empty:
+            return
+        try:
+            with anyio.CancelScope(shield=True):
+                alerts = await self.backend.settle(settlement)
+        except Exception as exc:
+            logger.error("quota %s failed [%s]: %s", what, exchange.correlation_id, type(exc).__name__)
+        else:
+            self._record_alerts(exchange, alerts)
 
     def finish(self, exchange: Exchange) -> None:
         ticket: _Ticket | None = exchange.metadata.pop(_TICKET, None)
@@ -294,15 +295,7 @@ class QuotaGuard(BaseGuard):
             lease_seconds=self._lease_seconds,
         ).budgets
         settlement = Settlement(lease_id=exchange.correlation_id, budgets=budgets, delta=cost)
-        if settlement.empty:
-            return
-        try:
-            with anyio.CancelScope(shield=True):
-                alerts = await self.backend.settle(settlement)
-        except Exception as exc:
-            logger.error("quota charge failed [%s]: %s", exchange.correlation_id, type(exc).__name__)
-        else:
-            self._record_alerts(exchange, alerts)
+        await self._settle_now(exchange, settlement, "charge")
 
     def _cap_result(self, exchange: Exchange, rules: Sequence[CompiledRule]) -> Decision:
         result = exchange.result if isinstance(exchange.result, dict) else None
