@@ -3,26 +3,29 @@ library, so relaying a message never changes it.
 
 orjson reads an integer beyond 64 bits as a float and cannot write one at all; the SDK path (and
 the standard library) keeps such integers exact. Lines and bodies are read with orjson unless they
-hold a run of 19 digits (one scan: such messages are rare and lose only speed), and written with
-orjson unless it refuses.
+hold a run of 19 digits (such messages are rare and lose only speed), and written with orjson unless
+it refuses.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-_LONG_NUMBER = re.compile(rb"\d{19}")
+# The run of digits is found with two passes in C: every ASCII digit becomes "0" and everything
+# else "x", then a substring search. The regex `\d{19}` took three times as long as orjson's whole
+# parse of a typical request (it tries a match at every digit).
+_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x78 for byte in range(256))
+_LONG_RUN = b"0" * 19
 
 
 def loads_exact(data: bytes) -> Any:
     """orjson's reading of `data` where it is exactly the standard one, else None (also for
     anything that is not strict JSON: NaN, lone surrogates, invalid UTF-8, nesting too deep)."""
-    if _LONG_NUMBER.search(data):
+    if _LONG_RUN in data.translate(_DIGITS_AS_ZERO):
         return None
     try:
         return orjson.loads(data)

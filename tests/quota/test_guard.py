@@ -251,6 +251,17 @@ class DenyAdd(BaseGuard):
         return ALLOW
 
 
+async def test_a_call_no_limit_matches_costs_the_default_and_is_not_capped(tmp_path: Path) -> None:
+    limits = [{"tool": "alpha__echo", "max_result_kb": 1, "cost": 5}]
+    async with gateway(tmp_path, limits, extra_guards=(DenyAdd(),)) as client:
+        big = await client.call_tool("alpha__big", {"kb": 16})  # over a cap that is not its own
+        await refused(client, "alpha__add", {"a": 1, "b": 1})
+    assert big.is_error is False
+    allowed, refused_later = events(tmp_path)
+    assert allowed.extra["cost"] == 1.0 and allowed.response_bytes > 16 * 1024
+    assert refused_later.extra["cost"] == 0.0
+
+
 async def test_a_call_refused_after_admission_costs_nothing(tmp_path: Path) -> None:
     limits = [{"budget": {"units": 2, "per": "day"}}]
     async with gateway(tmp_path, limits, extra_guards=(DenyAdd(),)) as client:

@@ -67,6 +67,8 @@ logger = logging.getLogger(__name__)
 
 LEASE_GRACE_SECONDS: Final = 60.0  # a lease outlives the upstream timeout by this much
 _TICKET: Final = "quota.ticket"
+# The admission of a call no limit matches: it checks nothing, and its settlement is always empty.
+_UNLIMITED: Final = Admission()
 
 BackendFactory = Callable[[], CounterBackend]
 
@@ -151,6 +153,9 @@ class QuotaGuard(BaseGuard):
         audit = exchange.metadata.setdefault("audit", {})
         audit["cost"] = 0.0
         rules = tuple(self.rules.matching(exchange.identity, exchange.exposed_name))
+        if not rules:  # nothing to count, cap or charge: only the audit trail's default cost
+            exchange.metadata[_TICKET] = _Ticket(_UNLIMITED, (), 0.0)
+            return ALLOW
         cost, cost_per_kb = QuotaRules.call_cost(rules)
         # Hashing large arguments is not free: only loop breakers need the digest.
         looped = any(rule.rule.loop is not None for rule in rules)
@@ -180,6 +185,10 @@ class QuotaGuard(BaseGuard):
             return await self._settle_task_result(exchange)
         ticket: _Ticket | None = exchange.metadata.get(_TICKET)
         if ticket is None or ticket.settled:
+            return ALLOW
+        if not ticket.rules:
+            ticket.settled = True
+            exchange.metadata.setdefault("audit", {})["cost"] = _units(ticket.admission.cost)
             return ALLOW
         returned = exchange.response_bytes  # what the upstream sent, before any capping
         decision = self._cap_result(exchange, ticket.rules)
