@@ -198,8 +198,6 @@ class ContentGuard(BaseGuard):
         budget = [self.settings.max_scan_kb * 1024]  # scanning is bounded; cleaning is not
 
         def clean(path: str, text: str) -> str:
-            if _plainly_harmless(text):  # most strings of most results: nothing to do
-                return text
             key = _last_key(path)
             if key in _OPAQUE_KEYS:
                 return text  # protocol tokens (a signed requestState, a cursor) must pass unchanged
@@ -305,21 +303,24 @@ def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
 
 
 def _map_strings(value: Any, rewrite: Callable[[str, str], str], path: str) -> None:
-    """Replace every string value inside dict/list containers, in place: rewrite(path, text)."""
+    """Replace every string value inside dict/list containers, in place: rewrite(path, text).
+
+    A plainly harmless string (most strings of most results) is left as it is without a call:
+    sanitising, redacting and fencing all leave it unchanged, and its path is never built."""
     if isinstance(value, dict):
         for key, item in list(value.items()):
-            where = f"{path}.{key}"
             if isinstance(item, str):
-                value[key] = rewrite(where, item)
-            else:
-                _map_strings(item, rewrite, where)
+                if not _plainly_harmless(item):
+                    value[key] = rewrite(f"{path}.{key}", item)
+            elif isinstance(item, dict | list):
+                _map_strings(item, rewrite, f"{path}.{key}")
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            where = f"{path}[{index}]"
             if isinstance(item, str):
-                value[index] = rewrite(where, item)
-            else:
-                _map_strings(item, rewrite, where)
+                if not _plainly_harmless(item):
+                    value[index] = rewrite(f"{path}[{index}]", item)
+            elif isinstance(item, dict | list):
+                _map_strings(item, rewrite, f"{path}[{index}]")
 
 
 def _plainly_harmless(text: str) -> bool:
