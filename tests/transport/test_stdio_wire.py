@@ -106,6 +106,35 @@ def test_over_long_line_is_refused_without_holding_it(raw: RawStdio) -> None:
     assert raw.request(_ok_call(10))["result"]["content"][0]["text"] == "still fine"
 
 
+def test_a_burst_larger_than_the_read_queue_is_answered_in_order(raw: RawStdio) -> None:
+    # More lines for the SDK path in one write than the reader queues: reading pauses and resumes.
+    raw.send(b"\n".join(b'{"id":%d,"method":"ping"}' % i for i in range(300)))
+    assert [raw.receive()["id"] for _ in range(300)] == list(range(300))
+    assert raw.request(_ok_call(301))["result"]["content"][0]["text"] == "still fine"
+
+
+@pytest.mark.parametrize("answers_to", ["file", "pipe"])
+def test_a_file_of_requests_is_answered_before_the_gateway_exits(tmp_path: Path, answers_to: str) -> None:
+    # An event loop cannot watch a regular file; uvloop used to take one and abort the process.
+    config = write_config(tmp_path, {"alpha": stdio_upstream("alpha")})
+    requests = tmp_path / "requests.jsonl"
+    requests.write_bytes(b"".join(json.dumps(_ok_call(i)).encode() + b"\n" for i in range(5)))
+    answers = tmp_path / "answers.jsonl"
+    with requests.open("rb") as stdin, answers.open("wb") as file:
+        done = subprocess.run(
+            [*MCPWARDEN, "stdio", "-c", str(config)],
+            stdin=stdin,
+            stdout=file if answers_to == "file" else subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            timeout=60,
+        )
+    out = answers.read_bytes() if answers_to == "file" else done.stdout
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+    answered = [json.loads(line) for line in out.splitlines()]
+    assert sorted(answer["id"] for answer in answered) == list(range(5))
+    assert all(answer["result"]["content"][0]["text"] == "still fine" for answer in answered)
+
+
 def test_batch_of_a_denied_and_an_allowed_call_runs_neither(raw: RawStdio) -> None:
     batch = [_ok_call(11), {**_ok_call(12), "params": {"name": "ghost__x", "_meta": META}}]
     raw.send(json.dumps(batch).encode())

@@ -15,6 +15,7 @@ import asyncio
 import io
 import logging
 import os
+import stat
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
@@ -31,7 +32,7 @@ from mcpwarden.audit.writer import GroupCommit
 from mcpwarden.config import Settings
 from mcpwarden.exchange import Identity
 from mcpwarden.gateway import Gateway
-from mcpwarden.jsonlines import CHUNK_BYTES, Oversize, split_lines, stream_chunks
+from mcpwarden.jsonlines import CHUNK_BYTES, LineReader, Oversize
 from mcpwarden.pipeline import AuditSink
 from mcpwarden.transport.fastlane import FastCall, FastLane, encode_response
 from mcpwarden.transport.wire import WireError, parse_message
@@ -72,22 +73,25 @@ async def stdio_streams(
 
     async with _line_writer(stdout) as write, anyio.create_task_group() as tg:
         lane = _StdioFastLane(fast_lane, write) if fast_lane is not None else None
+        lines = LineReader(max_line_bytes, lane.take if lane is not None else None)
 
         async def read_loop() -> None:
             try:
                 async with read_send, out_send:
-                    async for line in split_lines(_read_chunks(stdin), max_line_bytes):
+                    while (line := await lines.next_line()) is not None:
                         if isinstance(line, Oversize):
                             logger.warning("discarded a client line over %d bytes", max_line_bytes)
                             await out_send.send(_TOO_LARGE.to_json() + b"\n")
-                            continue
-                        if not line.strip() or (lane is not None and lane.take(line)):
                             continue
                         classified = classify_line(line)
                         if isinstance(classified, bytes):
                             await out_send.send(classified)
                         else:
                             await read_send.send(classified)
+                    if lane is not None:
+                        # The client closed its input: what it already asked is still answered
+                        # (a half-closed pipe, or a file of requests), each call within its timeout.
+                        await lane.finish()
             finally:
                 if lane is not None:
                     lane.stop()
@@ -103,6 +107,7 @@ async def stdio_streams(
                 async for data in out_recv:
                     await write(data)
 
+        tg.start_soon(_read_into, stdin, lines)
         tg.start_soon(read_loop)
         tg.start_soon(encode_loop)
         tg.start_soon(write_loop)
@@ -112,20 +117,25 @@ async def stdio_streams(
             tg.cancel_scope.cancel()
 
 
-async def _read_chunks(stream: BinaryIO) -> AsyncIterator[bytes]:
-    """What arrives on `stream`, from the event loop when it can watch the descriptor (a pipe, a
-    socket or a terminal), else from a worker thread (a regular file, or an object without one)."""
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=CHUNK_BYTES)
-    try:
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stream)
-    except (ValueError, OSError, io.UnsupportedOperation):
+async def _read_into(stream: BinaryIO, lines: LineReader) -> None:
+    """Feed what arrives on `stream` to `lines`: from the event loop when it can watch the
+    descriptor (a pipe, a socket or a terminal), else from a worker thread (a regular file, or an
+    object without one)."""
+    transport: asyncio.BaseTransport | None = None
+    if _watchable(stream):
+        with suppress(ValueError, OSError):
+            transport, _ = await asyncio.get_running_loop().connect_read_pipe(lambda: lines, stream)
+    if transport is None:
         read = getattr(stream, "read1", stream.read)
         while chunk := await anyio.to_thread.run_sync(read, CHUNK_BYTES, abandon_on_cancel=True):
-            yield chunk
+            lines.feed(chunk)
+            await lines.room()
+        lines.end()
         return
-    async for chunk in stream_chunks(reader):
-        yield chunk
+    try:
+        await lines.ended.wait()  # the pipe feeds `lines` from the event loop's callbacks
+    finally:
+        transport.close()
 
 
 @asynccontextmanager
@@ -135,7 +145,7 @@ async def _line_writer(stream: BinaryIO) -> AsyncIterator[Callable[[bytes], Awai
     same open file, so a stdout that is also our stderr (2>&1) keeps blocking writes, or a log line
     could fail when the client reads slowly."""
     writer: asyncio.StreamWriter | None = None
-    if not _shares_stderr(stream):
+    if _watchable(stream) and not _shares_stderr(stream):
         loop = asyncio.get_running_loop()
         with suppress(ValueError, OSError, io.UnsupportedOperation):
             transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, stream)
@@ -161,6 +171,17 @@ async def _line_writer(stream: BinaryIO) -> AsyncIterator[Callable[[bytes], Awai
         yield write
     finally:
         writer.close()
+
+
+def _watchable(stream: BinaryIO) -> bool:
+    """Whether the event loop can watch `stream`: a pipe, a socket or a terminal. It must be asked
+    first: uvloop accepts a regular file (`mcpwarden stdio < requests.jsonl`, `> answers.jsonl`),
+    and libuv then aborts the whole process when epoll refuses the descriptor."""
+    try:
+        mode = os.fstat(stream.fileno()).st_mode
+    except (ValueError, OSError, io.UnsupportedOperation):
+        return False  # no descriptor at all
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
 
 
 def _shares_stderr(stream: BinaryIO) -> bool:
@@ -215,6 +236,11 @@ class _StdioFastLane:
                 self.in_flight[request_id].cancel()
                 return True
         return False
+
+    async def finish(self) -> None:
+        """Wait until every call in flight is answered."""
+        while self.in_flight:
+            await asyncio.wait(list(self.in_flight.values()))
 
     def stop(self) -> None:
         for task in self.in_flight.values():
