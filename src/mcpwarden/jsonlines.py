@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 HEAD_BYTES = 256  # of a discarded line: enough to find its id
@@ -57,14 +57,6 @@ class LineSplitter:
                 self._discarding = bytes(buffer[:HEAD_BYTES])
             buffer.clear()
         return lines
-
-
-async def split_lines(chunks: AsyncIterable[bytes], max_line_bytes: int) -> AsyncIterator[bytes | Oversize]:
-    """The lines (without their newline) in a stream of chunks; an unterminated tail is dropped."""
-    splitter = LineSplitter(max_line_bytes)
-    async for chunk in chunks:
-        for line in splitter.feed(chunk):
-            yield line
 
 
 async def stream_chunks(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:

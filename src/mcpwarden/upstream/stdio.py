@@ -28,7 +28,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
 
 from mcpwarden import reasons, wirejson
-from mcpwarden.jsonlines import Oversize, split_lines, stream_chunks
+from mcpwarden.jsonlines import LineReader, Oversize, stream_chunks
 from mcpwarden.upstream.wire import WIRE_ID_PREFIX, result_of
 
 logger = logging.getLogger(__name__)
@@ -156,21 +156,30 @@ async def stdio_transport(
 ]:
     """Start the child and yield (read, write) streams the SDK's ClientSession accepts.
 
-    The pipes are asyncio's own streams: every request on the hot path writes one line, and
-    anyio's stream wrapper would add two event-loop round trips to each write.
+    stdin is asyncio's own stream: every request on the hot path writes one line, and anyio's
+    stream wrapper would add two event-loop round trips to each write. stdout is a pipe of ours
+    read by a `LineReader`, so a reply to the fast lane reaches its waiter in the callback that
+    read it; the SDK's lines queue for `read_stdout`.
     """
-    process = await asyncio.create_subprocess_exec(
-        command,
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=child_environment(env),
-        cwd=cwd,
-        start_new_session=True,  # our own process group, so a kill reaches grandchildren too
-    )
-    assert process.stdin is not None and process.stdout is not None and process.stderr is not None
-    stdin, stdout, stderr = process.stdin, process.stdout, process.stderr
+    stdout_fd, child_stdout = os.pipe()
+    try:
+        process = await asyncio.create_subprocess_exec(
+            command,
+            *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=child_stdout,
+            stderr=asyncio.subprocess.PIPE,
+            env=child_environment(env),
+            cwd=cwd,
+            start_new_session=True,  # our own process group, so a kill reaches grandchildren too
+        )
+    except BaseException:
+        os.close(stdout_fd)
+        raise
+    finally:
+        os.close(child_stdout)  # the child holds its own copy: end of file comes when it exits
+    assert process.stdin is not None and process.stderr is not None
+    stdin, stderr = process.stdin, process.stderr
     child.process = process
 
     async def write_line(data: bytes) -> None:
@@ -178,18 +187,22 @@ async def stdio_transport(
         await stdin.drain()
 
     wire = child.wire = WireRequests(write_line)
+    lines = LineReader(max_line_bytes, wire.take_reply)
+    stdout, _ = await asyncio.get_running_loop().connect_read_pipe(
+        lambda: lines, os.fdopen(stdout_fd, "rb", buffering=0)
+    )
     read_send, read_recv = anyio.create_memory_object_stream[SessionMessage | Exception](16)
     write_send, write_recv = anyio.create_memory_object_stream[SessionMessage](16)
 
     async def read_stdout() -> None:
         try:
             async with read_send:
-                async for line in split_lines(stream_chunks(stdout), max_line_bytes):
+                while (line := await lines.next_line()) is not None:
                     if isinstance(line, Oversize):
                         reply = _oversize_reply(line.head, max_line_bytes, server_id)
                         if not (isinstance(reply, SessionMessage) and _answers_wire(wire, reply)):
                             await read_send.send(reply)
-                    elif line.strip() and not wire.take_reply(line):
+                    else:
                         await read_send.send(_parse_line(line, server_id))
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
             pass
@@ -227,6 +240,7 @@ async def stdio_transport(
         finally:
             with anyio.CancelScope(shield=True):
                 await _stop(process, server_id)
+                stdout.close()
                 for stream in (read_recv, write_send, read_send, write_recv):
                     await stream.aclose()
             tg.cancel_scope.cancel()
