@@ -57,6 +57,15 @@ class Crashes(BaseGuard):
         return ALLOW
 
 
+class CrashesOnAnswer(BaseGuard):
+    name = "crashes-on-answer"
+
+    async def check_response(self, exchange: Exchange) -> Decision:
+        if exchange.exposed_name == "alpha__pid":
+            raise RuntimeError("bug in a guard with a secret sk-live-456")
+        return ALLOW
+
+
 class Redacts(BaseGuard):
     name = "redacts"
 
@@ -155,6 +164,20 @@ async def test_a_crashing_guard_denies_and_leaks_nothing(
     assert "sk-live" not in caplog.text
     crashed = [r.event for r in trail(tmp_path).tail(20) if r.event.target == "pid"]
     assert [(e.reason, e.guard) for e in crashed] == [("guard-failed", "crashes")]
+
+
+async def test_a_guard_crashing_on_the_answer_withholds_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with in_process(tmp_path, [CrashesOnAnswer()]) as client:
+        with pytest.raises(MCPError) as caught:
+            await client.call_tool("alpha__pid", {})
+        still_works = await client.call_tool("alpha__echo", {"text": "ok"})
+    assert caught.value.data["reason"] == "guard-failed"
+    assert still_works.content[0].text == "ok"  # type: ignore[union-attr]
+    assert "sk-live" not in caught.value.message and "sk-live" not in caplog.text
+    crashed = [r.event for r in trail(tmp_path).tail(20) if r.event.target == "pid"]
+    assert [(e.reason, e.guard) for e in crashed] == [("guard-failed", "crashes-on-answer")]
 
 
 async def test_response_guards_may_redact(tmp_path: Path) -> None:

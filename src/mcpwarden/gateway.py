@@ -643,6 +643,13 @@ class _TasksAwareListen(ListenHandler):
         return await super().__call__(ctx, params)
 
 
+_RELAYABLE_MEMO_LIMIT = 256
+# (id of a declaration, legacy caller) -> (that declaration, what of it is relayed). The fast lane
+# hands over one validated object per distinct declaration, so most calls find theirs here. The
+# dicts are shared between calls: the request stamp only places them, never changes them.
+_relayable_memo: dict[tuple[int, bool], tuple[types.ClientCapabilities, dict[str, Any]]] = {}
+
+
 def _relayable_capabilities(ctx: ServerRequestContext[Any, Any]) -> dict[str, Any]:
     """What the calling client can answer, limited to the input requests the gateway can relay,
     and of its extensions only the tasks extension, which the gateway relays (modern callers
@@ -650,12 +657,24 @@ def _relayable_capabilities(ctx: ServerRequestContext[Any, Any]) -> dict[str, An
     declared = ctx.session.client_capabilities
     if declared is None:
         return {}
+    key = (id(declared), ctx.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS)
+    known = _relayable_memo.get(key)
+    if known is not None and known[0] is declared:
+        return known[1]
+    relayable = _relayable_of(declared, legacy=key[1])
+    if len(_relayable_memo) >= _RELAYABLE_MEMO_LIMIT:
+        _relayable_memo.clear()
+    _relayable_memo[key] = (declared, relayable)  # holding `declared` keeps its id from reuse
+    return relayable
+
+
+def _relayable_of(declared: types.ClientCapabilities, *, legacy: bool) -> dict[str, Any]:
     wire = declared.model_dump(by_alias=True, mode="json", exclude_none=True)
     relayable: dict[str, Any] = {
         key: wire[key] for key in ("elicitation", "sampling", "roots") if key in wire
     }
     tasks = tasks_declaration(declared)
-    if tasks is not None and ctx.protocol_version not in HANDSHAKE_PROTOCOL_VERSIONS:
+    if tasks is not None and not legacy:
         relayable["extensions"] = {TASKS_EXTENSION: tasks}
     return relayable
 

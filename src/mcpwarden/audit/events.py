@@ -51,7 +51,7 @@ class AuditEvent:
     """One exchange as the audit trail records it. Construction normalises; see the module doc."""
 
     time: float  # unix seconds when the exchange started
-    correlation_id: str  # the exchange id (uuid4 hex), also returned to clients in error data
+    correlation_id: str  # the exchange id (128 random bits, hex), also returned to clients in error data
     principal: str  # "anonymous", "stdio", an API-key principal, a JWT subject…
     transport: str  # "stdio" | "http"
     method: str  # JSON-RPC method, e.g. "tools/call", "tools/list"
