@@ -347,6 +347,37 @@ async def test_usage_report_from_the_audit_trail(tmp_path: Path) -> None:
     assert usage_report(tmp_path / "audit.db", since=time.time() + 60) == []
 
 
+def test_usage_adds_a_task_s_result_charge_to_the_tool_that_created_it(tmp_path: Path) -> None:
+    def event(method: str, target: str, extra: dict[str, Any]) -> AuditEvent:
+        return AuditEvent(
+            time=time.time(),
+            correlation_id=f"c-{method}-{target}",
+            principal="alice",
+            transport="http",
+            method=method,
+            server="jobs",
+            target=target,
+            argument_digest=None,
+            decision="allow",
+            reason="ok",
+            detail="",
+            latency_ms=1.0,
+            request_bytes=10,
+            response_bytes=10,
+            extra=extra,
+        )
+
+    trail = SqliteAuditLog(tmp_path / "audit.db")
+    trail.append(event("tools/call", "slow", {"cost": 1.0}))  # created the task
+    trail.append(event("tasks/get", "t-1", {}))  # still working: nothing charged
+    trail.append(event("tasks/get", "t-1", {"cost": 2.5, TASK_TOOL_KEY: "jobs__slow"}))
+    trail.close()
+    [row] = usage_report(tmp_path / "audit.db")
+    assert (row.tool, row.calls, row.cost) == ("jobs__slow", 1, 3.5)
+    [by_principal] = usage_report(tmp_path / "audit.db", by=("principal",))
+    assert (by_principal.principal, by_principal.calls, by_principal.cost) == ("alice", 1, 3.5)
+
+
 async def test_a_thousand_calls_a_minute_are_throttled(tmp_path: Path) -> None:
     """THREATS LLM10: 1,000 calls/min → throttled (bounded: refusals are cheap and answered at once)."""
     async with gateway(tmp_path, [{"rate": "60/h"}]) as client:
@@ -435,6 +466,7 @@ async def test_a_task_s_result_is_charged_per_kb_when_it_arrives(tmp_path: Path)
         kb = json_size(done.result["result"]) / 1024
         assert (await guard.check_response(done)).allowed
         assert done.metadata["audit"]["cost"] == round(kb, 6)
+        assert done.metadata["audit"][TASK_TOOL_KEY] == "alpha__big"  # for `mcpwarden usage`
         again = Exchange("tools/call", {}, ALICE, "http", "alice", "2026-07-28", "alpha", "big", "alpha__big")
         assert (await guard.check_request(again)).reason == "budget-exhausted"  # 1 reserved + ~5 KB > 5
     finally:

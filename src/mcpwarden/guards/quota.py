@@ -291,8 +291,10 @@ class QuotaGuard(BaseGuard):
         self, exchange: Exchange, rules: Sequence[CompiledRule], tool: str, cost: float
     ) -> None:
         """Add `cost` to every budget the rules keep for this principal and tool (no admission: the
-        answer is already there, so only a failure to record it is logged)."""
-        exchange.metadata.setdefault("audit", {})["cost"] = _units(cost)
+        answer is already there, so only a failure to record it is logged). The audit event names
+        the tool, so `mcpwarden usage` adds the charge to that tool's calls."""
+        audit = exchange.metadata.setdefault("audit", {})
+        audit["cost"], audit[TASK_TOOL_KEY] = _units(cost), tool
         budgets = QuotaRules.plan(
             rules,
             exchange.identity,

@@ -11,7 +11,9 @@ events), and each gateway replica reports the calls it served (its own `state_di
 
 Counted are the methods the quota guard meters (`tools/call`, `prompts/get`, `resources/read`):
 `calls` are the answered ones (decision allow), `denied` those refused or held, `errors` those that
-failed upstream; `cost` sums what was charged (denied calls and failures cost nothing).
+failed upstream; `cost` sums what was charged (denied calls and failures cost nothing). A task's
+result is charged per KB when it arrives (`tasks/get`, a legacy `tasks/result`): that charge is
+added to the cost of the tool that created the task, and is not a call of its own.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from mcpwarden.audit.log import SqliteAuditLog
+from mcpwarden.guards.tasks import TASK_TOOL_KEY
 from mcpwarden.quota.plan import METERED_METHODS
 from mcpwarden.router import RESOURCE_SCHEME
 from mcpwarden.store.sqlite import open_database
@@ -38,6 +41,14 @@ _QUERY: Final = f"""
     FROM audit_log
     WHERE method IN ({", ".join("?" for _ in METERED_METHODS)}) AND time >= ?
     GROUP BY principal, server, target, method, decision
+"""
+# What task results were charged when they arrived, by the (exposed) tool that created the task.
+_TASK_CHARGES: Final = f"""
+    SELECT principal, server, json_extract(extra, '$.{TASK_TOOL_KEY}') AS tool,
+           total(CAST(json_extract(extra, '$.cost') AS REAL))
+    FROM audit_log
+    WHERE method IN ('tasks/get', 'tasks/result') AND time >= ? AND tool IS NOT NULL
+    GROUP BY principal, server, tool
 """
 
 
@@ -94,19 +105,22 @@ def usage_report(
     SqliteAuditLog(audit_path, create=False).close()  # checks that this is an audit trail we can read
     conn = open_database(audit_path, create=False)
     try:
-        rows = conn.execute(_QUERY, (*sorted(METERED_METHODS), since if since is not None else float("-inf")))
+        start = since if since is not None else float("-inf")
+        rows = conn.execute(_QUERY, (*sorted(METERED_METHODS), start)).fetchall()
+        charges = conn.execute(_TASK_CHARGES, (start,)).fetchall()
         totals: dict[tuple[str | None, ...], list[float]] = {}
-        for principal, server, target, method, decision, count, cost in rows.fetchall():
-            values = {
-                "principal": principal,
-                "server": server,
-                "tool": exposed_name(method, server, target, separator),
-            }
+
+        def entry(principal: str, server: str | None, tool: str | None) -> list[float]:
+            values = {"principal": principal, "server": server, "tool": tool}
             key = tuple(values[name] if name in by else None for name in DIMENSIONS)
-            entry = totals.setdefault(key, [0, 0, 0, 0.0])
-            slot = 0 if decision == "allow" else 2 if decision == "error" else 1
-            entry[slot] += int(count)
-            entry[3] += float(cost)
+            return totals.setdefault(key, [0, 0, 0, 0.0])
+
+        for principal, server, target, method, decision, count, cost in rows:
+            counts = entry(principal, server, exposed_name(method, server, target, separator))
+            counts[0 if decision == "allow" else 2 if decision == "error" else 1] += int(count)
+            counts[3] += float(cost)
+        for principal, server, tool, cost in charges:
+            entry(principal, server, str(tool))[3] += float(cost)
     finally:
         conn.close()
     report = [
