@@ -188,9 +188,14 @@ async def stdio_transport(
 
     wire = child.wire = WireRequests(write_line)
     lines = LineReader(max_line_bytes, wire.take_reply)
-    stdout, _ = await asyncio.get_running_loop().connect_read_pipe(
-        lambda: lines, os.fdopen(stdout_fd, "rb", buffering=0)
-    )
+    try:
+        stdout, _ = await asyncio.get_running_loop().connect_read_pipe(
+            lambda: lines, os.fdopen(stdout_fd, "rb", buffering=0)
+        )
+    except BaseException:  # cancelled while connecting, say: the child must not outlive us
+        with anyio.CancelScope(shield=True):
+            await _stop(process, server_id)
+        raise
     read_send, read_recv = anyio.create_memory_object_stream[SessionMessage | Exception](16)
     write_send, write_recv = anyio.create_memory_object_stream[SessionMessage](16)
 
