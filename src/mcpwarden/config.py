@@ -420,7 +420,12 @@ class ContentSettings(_Model):
         "audit event, since a false positive there breaks a legitimate call).",
     )
     max_scan_kb: int = Field(256, gt=0, description="Text scanned per answer; all of it is still cleaned.")
-    max_error_chars: int = Field(2000, gt=0, description="Error messages and data are cut to this size.")
+    max_error_chars: int = Field(
+        2000,
+        gt=0,
+        description="Error messages and data are cut to this size (an upstream's errors, and a task's "
+        "status message and error).",
+    )
 
 
 class GatewaySettings(_Model):

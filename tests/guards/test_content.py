@@ -237,3 +237,21 @@ async def test_a_task_s_acknowledgement_is_cleaned_too(method: str) -> None:
     exchange = _task_poll(ack, method=method)
     assert (await ContentGuard(ContentSettings()).check_response(exchange)).allowed
     assert "AKIAIOSFODNN7EXAMPLE" not in exchange.result["_meta"]["note"]
+
+
+async def test_a_failed_task_s_error_text_is_held_to_the_error_size() -> None:
+    long = "x" * 290 + " AKIAIOSFODNN7EXAMPLE " + "y" * 5000  # the cap falls inside the key
+    failed = {
+        "resultType": "complete",
+        "taskId": "jobs__t-1",
+        "status": "failed",
+        "statusMessage": long,
+        "error": {"code": -32603, "message": long, "data": {"detail": long, "reason": "boom"}},
+    }
+    exchange = _task_poll(failed)
+    assert (await ContentGuard(ContentSettings(max_error_chars=300)).check_response(exchange)).allowed
+    task = exchange.result
+    assert len(task["statusMessage"]) <= 300 and len(task["error"]["message"]) <= 300
+    assert task["error"]["data"] == {"reason": "boom", "truncated": True}
+    assert "AKIAIOSFO" not in json.dumps(task)  # redacted before it was cut, not cut open
+    assert task["status"] == "failed" and task["taskId"] == "jobs__t-1"

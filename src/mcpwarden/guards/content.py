@@ -216,6 +216,8 @@ class ContentGuard(BaseGuard):
                         return _fence(text, source)
             return text
 
+        if exchange.method in _TASK_METHODS or result.get("resultType") == "task":
+            self._cap_task_errors(result)
         _map_strings(result, clean, "result")
         if redacted:
             _audit(exchange)["content_redacted"] = redacted
@@ -225,6 +227,19 @@ class ContentGuard(BaseGuard):
         if self.settings.on_injection == "block":
             return deny(reasons.CONTENT_BLOCKED, f"the answer of {source} carries injected instructions")
         return ALLOW
+
+    def _cap_task_errors(self, task: dict[str, Any]) -> None:
+        """A task's `statusMessage` (what went wrong, for a failed task) and a failed task's `error`
+        are error text: held to `max_error_chars` like an upstream's error (E20), before they are
+        screened with the rest of the answer."""
+        status = task.get("statusMessage")
+        if isinstance(status, str) and len(status) > self.settings.max_error_chars:
+            task["statusMessage"] = self.filter_error(status, None)[0]  # redacted before it is cut
+        error = task.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            error["message"], data = self.filter_error(error["message"], error.get("data"))
+            if data is not None:
+                error["data"] = data
 
     def filter_error(self, message: str, data: Any) -> tuple[str, Any]:
         """Errors are text too (E20): sanitised, credentials redacted, size capped."""
