@@ -186,10 +186,6 @@ class QuotaGuard(BaseGuard):
         ticket: _Ticket | None = exchange.metadata.get(_TICKET)
         if ticket is None or ticket.settled:
             return ALLOW
-        if not ticket.rules:
-            ticket.settled = True
-            exchange.metadata.setdefault("audit", {})["cost"] = _units(ticket.admission.cost)
-            return ALLOW
         returned = exchange.response_bytes  # what the upstream sent, before any capping
         decision = self._cap_result(exchange, ticket.rules)
         ticket.settled = True
